@@ -1,0 +1,264 @@
+//! `POST /logout`, `GET /user`, `PUT /user`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    AppState, AuthUser, Body, check_password, hash_password, new_flow_state, password_matches,
+    pkce_params, requested_redirect, validate_email,
+};
+use crate::db::{FactorRow, IdentityRow, OneTimeTokenRow, SessionRow, UserRow};
+use crate::error::ApiError;
+use crate::jwt;
+use crate::mail::{self, MailKind};
+use crate::models::{self, merge_metadata};
+use crate::redirect;
+
+/// Deletes the caller's session (`local`), all of the user's sessions (`global`, the
+/// default) or all but the caller's (`others`). Refresh tokens go with their sessions.
+pub async fn logout(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    auth: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    #[derive(PartialEq)]
+    enum Scope {
+        Global,
+        Local,
+        Others,
+    }
+    let scope = match query.get("scope").map(String::as_str) {
+        None | Some("") | Some("global") => Scope::Global,
+        Some("local") => Scope::Local,
+        Some("others") => Scope::Others,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "Unsupported logout scope {other:?}"
+            )));
+        }
+    };
+    let conn = state.db.lock();
+    match (&auth.session, scope) {
+        (Some(session), Scope::Local) => SessionRow::delete(&conn, &session.id)?,
+        (Some(session), Scope::Others) => {
+            SessionRow::delete_others(&conn, &auth.user.id, &session.id)?
+        }
+        // A token without a session id always logs out everywhere.
+        _ => SessionRow::delete_all_for_user(&conn, &auth.user.id)?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let conn = state.db.lock();
+    Ok(Json(models::user_json(&conn, &auth.user)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateParams {
+    email: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    nonce: Option<String>,
+    data: Option<Value>,
+    app_metadata: Option<Value>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+pub async fn update_user(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    auth: AuthUser,
+    Body(params): Body<UpdateParams>,
+) -> Result<Json<Value>, ApiError> {
+    if params.app_metadata.is_some() && !state.config.is_admin_role(&auth.role) {
+        return Err(ApiError::forbidden(
+            "not_admin",
+            "Updating app_metadata requires admin privileges",
+        ));
+    }
+    if params.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(ApiError::unprocessable(
+            "phone_provider_disabled",
+            "Phone logins are disabled",
+        ));
+    }
+    let new_email = match params.email.as_deref().filter(|e| !e.is_empty()) {
+        Some(email) => Some(validate_email(email)?),
+        None => None,
+    };
+    let new_email = new_email.filter(|e| auth.user.email.as_deref() != Some(e.as_str()));
+    let password = params.password.clone().filter(|p| !p.is_empty());
+
+    let changes_credentials = password.is_some() || new_email.is_some();
+    if changes_credentials {
+        let conn = state.db.lock();
+        let has_verified_factor = FactorRow::for_user(&conn, &auth.user.id)?
+            .iter()
+            .any(|f| f.status == "verified");
+        let aal2 = auth.session.as_ref().is_some_and(|s| s.aal == "aal2");
+        if has_verified_factor && !aal2 {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "insufficient_aal",
+                "AAL2 session is required to update email or password when MFA is enabled.",
+            ));
+        }
+    }
+
+    let password_hash = match &password {
+        Some(password) => {
+            if auth.user.is_anonymous && auth.user.email.is_none() && new_email.is_none() {
+                return Err(ApiError::unprocessable(
+                    "validation_failed",
+                    "Updating password of an anonymous user without an email or phone is not allowed",
+                ));
+            }
+            check_password(&state, password)?;
+            if password_matches(password.clone(), auth.user.encrypted_password.clone()).await {
+                return Err(ApiError::unprocessable(
+                    "same_password",
+                    "New password should be different from the old password.",
+                ));
+            }
+            Some(hash_password(&state, password.clone()).await?)
+        }
+        None => None,
+    };
+    let pkce = pkce_params(
+        params.code_challenge.as_deref(),
+        params.code_challenge_method.as_deref(),
+    )?;
+    let redirect_to = redirect::resolve(
+        &state.config,
+        requested_redirect(&headers, &query).as_deref(),
+    );
+
+    let mut conn = state.db.lock();
+    let tx = conn.transaction()?;
+    let now = state.now();
+    let mut user = UserRow::find(&tx, &auth.user.id)?.ok_or_else(|| {
+        ApiError::forbidden(
+            "user_not_found",
+            "User from sub claim in JWT does not exist",
+        )
+    })?;
+
+    if let Some(nonce) = params.nonce.as_deref().filter(|n| !n.is_empty()) {
+        let address = user.email.clone().unwrap_or_default();
+        let hash = jwt::token_hash(&address, nonce);
+        match OneTimeTokenRow::find_by_hash(&tx, &hash, &["reauthentication"])? {
+            Some(t) if t.user_id == user.id => OneTimeTokenRow::delete(&tx, &t.id)?,
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "reauthentication_not_valid",
+                    "Requires reauthentication",
+                ));
+            }
+        }
+    }
+
+    if let Some(data) = &params.data {
+        merge_metadata(&mut user.user_metadata, data);
+    }
+    if let Some(app) = &params.app_metadata {
+        merge_metadata(&mut user.app_metadata, app);
+    }
+
+    if let Some(email) = &new_email {
+        if UserRow::find_by_email(&tx, email)?.is_some_and(|u| u.id != user.id) {
+            return Err(ApiError::unprocessable(
+                "email_exists",
+                "A user with this email address has already been registered",
+            ));
+        }
+        if state.config.autoconfirm {
+            set_email(&tx, &mut user, email, now)?;
+        } else {
+            user.email_change = Some(email.clone());
+            let flow = match &pkce {
+                Some(pkce) => Some(new_flow_state(
+                    &state,
+                    &tx,
+                    Some(&user.id),
+                    pkce,
+                    "email",
+                    "email_change",
+                    Some(&redirect_to),
+                )?),
+                None => None,
+            };
+            let out = state.outgoing(
+                MailKind::EmailChange,
+                email,
+                &redirect_to,
+                flow.as_ref().map(|f| f.id.as_str()),
+            );
+            mail::send(&tx, &mut user, &out)?;
+        }
+    }
+
+    if let Some(hash) = password_hash {
+        user.encrypted_password = Some(hash);
+        // A password change ends every other session of the user and voids pending links.
+        match &auth.session {
+            Some(session) => SessionRow::delete_others(&tx, &user.id, &session.id)?,
+            None => SessionRow::delete_all_for_user(&tx, &user.id)?,
+        }
+        OneTimeTokenRow::delete_for_user(&tx, &user.id)?;
+    }
+
+    user.updated_at = now;
+    user.save(&tx)?;
+    let body = models::user_json(&tx, &user)?;
+    tx.commit()?;
+    Ok(Json(body))
+}
+
+/// Makes `email` the user's confirmed address (email change confirmed, or autoconfirm).
+pub fn set_email(
+    conn: &rusqlite::Connection,
+    user: &mut UserRow,
+    email: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    user.email = Some(email.to_owned());
+    user.email_change = None;
+    user.email_change_sent_at = None;
+    user.email_confirmed_at = Some(now);
+    user.updated_at = now;
+    let had_email_identity = IdentityRow::for_user(conn, &user.id)?
+        .into_iter()
+        .find(|i| i.provider == "email");
+    match had_email_identity {
+        Some(mut identity) => {
+            merge_metadata(
+                &mut identity.identity_data,
+                &serde_json::json!({ "email": email, "email_verified": true }),
+            );
+            identity.email = Some(email.to_owned());
+            identity.updated_at = now;
+            identity.save(conn)?;
+        }
+        None => {
+            user.save(conn)?;
+            super::signup::add_email_identity(conn, user, email, now)?;
+        }
+    }
+    if user.is_anonymous {
+        // An anonymous user who gains a confirmed email becomes a permanent user.
+        user.is_anonymous = false;
+        user.app_metadata = serde_json::json!({ "provider": "email", "providers": ["email"] });
+    }
+    user.save(conn)
+}

@@ -1,0 +1,289 @@
+//! `POST /verify` (code or token hash → session) and `GET /verify` (the emailed link →
+//! 303 redirect with tokens in the fragment, or `?code=` for a PKCE flow).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::form_urlencoded;
+
+use super::signup::confirm_email;
+use super::user::set_email;
+use super::{AppState, Body, Client, session_json, start_session};
+use crate::db::{FlowStateRow, OneTimeTokenRow, UserRow};
+use crate::error::ApiError;
+use crate::jwt;
+use crate::redirect;
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyParams {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    token: Option<String>,
+    token_hash: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    redirect_to: Option<String>,
+}
+
+/// Which stored token types a verification `type` may consume.
+fn token_types(kind: &str) -> Result<&'static [&'static str], ApiError> {
+    Ok(match kind {
+        "signup" => &["confirmation"],
+        "invite" => &["invite"],
+        "recovery" => &["recovery"],
+        "magiclink" => &["magiclink", "confirmation"],
+        "email" => &["confirmation", "magiclink"],
+        "email_change" => &["email_change"],
+        "sms" | "phone_change" => {
+            return Err(ApiError::unprocessable(
+                "phone_provider_disabled",
+                "Phone logins are disabled",
+            ));
+        }
+        _ => return Err(ApiError::validation("Unsupported verification type")),
+    })
+}
+
+fn otp_expired(by_hash: bool) -> ApiError {
+    ApiError::forbidden(
+        "otp_expired",
+        if by_hash {
+            "Email link is invalid or has expired"
+        } else {
+            "Token has expired or is invalid"
+        },
+    )
+}
+
+/// Finds, checks and consumes the token, then applies what it confirms. Returns the user
+/// and the consumed token (whose flow state, if any, continues a PKCE sign-in).
+fn consume(
+    state: &AppState,
+    conn: &Connection,
+    kind: &str,
+    hash: &str,
+    by_hash: bool,
+) -> Result<(UserRow, OneTimeTokenRow), ApiError> {
+    let types = token_types(kind)?;
+    let token =
+        OneTimeTokenRow::find_by_hash(conn, hash, types)?.ok_or_else(|| otp_expired(by_hash))?;
+    let now = state.now();
+    let lifetime = i64::try_from(state.config.otp_exp.as_micros()).unwrap_or(i64::MAX);
+    if now > token.created_at.saturating_add(lifetime) {
+        OneTimeTokenRow::delete(conn, &token.id)?;
+        return Err(otp_expired(by_hash));
+    }
+    let mut user = UserRow::find(conn, &token.user_id)?.ok_or_else(|| otp_expired(by_hash))?;
+    if user.is_banned(now) {
+        return Err(ApiError::forbidden("user_banned", "User is banned"));
+    }
+    OneTimeTokenRow::delete(conn, &token.id)?;
+    match token.token_type.as_str() {
+        "email_change" => {
+            if UserRow::find_by_email(conn, &token.relates_to)?.is_some_and(|u| u.id != user.id) {
+                return Err(ApiError::unprocessable(
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                ));
+            }
+            set_email(conn, &mut user, &token.relates_to, now)?;
+        }
+        _ => confirm_email(conn, &mut user, now)?,
+    }
+    Ok((user, token))
+}
+
+pub async fn verify_post(
+    State(state): State<AppState>,
+    client: Client,
+    Body(params): Body<VerifyParams>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = params.kind.clone().unwrap_or_default();
+    let token = params.token.as_deref().filter(|s| !s.is_empty());
+    let token_hash = params.token_hash.as_deref().filter(|s| !s.is_empty());
+    let (hash, by_hash) = match (token, token_hash) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "Verify requires either a token or a token hash",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "Verify requires either a token or a token hash",
+            ));
+        }
+        (None, Some(hash)) => {
+            let extra = [&params.email, &params.phone, &params.redirect_to]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(|s| !s.is_empty()));
+            if extra {
+                return Err(ApiError::validation(
+                    "Only the token_hash and type should be provided",
+                ));
+            }
+            (hash.to_owned(), true)
+        }
+        (Some(code), None) => {
+            if params.phone.as_deref().is_some_and(|p| !p.is_empty()) {
+                return Err(ApiError::unprocessable(
+                    "phone_provider_disabled",
+                    "Phone logins are disabled",
+                ));
+            }
+            let email = params
+                .email
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "Only an email address or phone number should be provided on verify",
+                    )
+                })?;
+            (jwt::token_hash(&email.trim().to_lowercase(), code), false)
+        }
+    };
+    let mut conn = state.db.lock();
+    let tx = conn.transaction()?;
+    let (mut user, _token) = consume(&state, &tx, &kind, &hash, by_hash)?;
+    let (session, refresh) = start_session(&state, &tx, &mut user, "otp", None, &client)?;
+    let body = session_json(&state, &tx, &user, &session, &refresh.token, Map::new())?;
+    tx.commit()?;
+    Ok(Json(body))
+}
+
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Appends query parameters to a URL, keeping any it already has.
+pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let (without_fragment, fragment) = match base.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (base, None),
+    };
+    let sep = if without_fragment.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    match fragment {
+        Some(f) => format!("{without_fragment}{sep}{query}#{f}"),
+        None => format!("{without_fragment}{sep}{query}"),
+    }
+}
+
+/// Replaces the URL's fragment with the given parameters (sorted by key, like Go's encoder).
+pub fn with_fragment(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let fragment = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(sorted)
+        .finish();
+    let base = base.split('#').next().unwrap_or(base);
+    format!("{base}#{fragment}")
+}
+
+/// The error redirect GoTrue sends: parameters in the fragment, and in the query for PKCE.
+pub fn error_redirect(target: &str, err: &ApiError, pkce: bool) -> String {
+    let class = match err.status.as_u16() {
+        401 => "unauthorized_client",
+        403 => "access_denied",
+        500..=599 => "server_error",
+        _ => "invalid_request",
+    };
+    let pairs = [
+        ("error", class),
+        ("error_code", &*err.code),
+        ("error_description", err.msg.as_str()),
+    ];
+    let target = if pkce {
+        with_query(target, &pairs)
+    } else {
+        target.to_owned()
+    };
+    let mut fragment_pairs = pairs.to_vec();
+    fragment_pairs.push(("sb", ""));
+    with_fragment(&target, &fragment_pairs)
+}
+
+pub async fn verify_get(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    client: Client,
+) -> Response {
+    let redirect_to =
+        redirect::resolve(&state.config, query.get("redirect_to").map(String::as_str));
+    let token = query.get("token").cloned().unwrap_or_default();
+    let kind = query.get("type").cloned().unwrap_or_default();
+    let pkce = token.starts_with("pkce_");
+    match verify_link(&state, &client, &kind, &token, &redirect_to) {
+        Ok(location) => see_other(&location),
+        Err(err) => see_other(&error_redirect(&redirect_to, &err, pkce)),
+    }
+}
+
+fn verify_link(
+    state: &AppState,
+    client: &Client,
+    kind: &str,
+    token: &str,
+    redirect_to: &str,
+) -> Result<String, ApiError> {
+    if token.is_empty() {
+        return Err(ApiError::validation(
+            "Verify requires a token or a token hash",
+        ));
+    }
+    let mut conn = state.db.lock();
+    let tx = conn.transaction()?;
+    let (mut user, consumed) = consume(state, &tx, kind, token, true)?;
+    let flow = match consumed.flow_state_id.as_deref() {
+        Some(id) if consumed.token_hash.starts_with("pkce_") => FlowStateRow::find(&tx, id)?,
+        _ => None,
+    };
+    let location = match flow {
+        Some(mut flow) => {
+            flow.user_id = Some(user.id.clone());
+            flow.auth_code_issued_at = Some(state.now());
+            flow.save(&tx)?;
+            let target = flow
+                .redirect_to
+                .clone()
+                .unwrap_or_else(|| redirect_to.to_owned());
+            with_query(&target, &[("code", &flow.auth_code)])
+        }
+        None => {
+            let (session, refresh) = start_session(state, &tx, &mut user, "otp", None, client)?;
+            let (access, expires_at) = super::access_token(state, &user, &session);
+            let expires_in = (expires_at - state.clock.now_secs()).to_string();
+            let expires_at = expires_at.to_string();
+            with_fragment(
+                redirect_to,
+                &[
+                    ("access_token", &access),
+                    ("expires_at", &expires_at),
+                    ("expires_in", &expires_in),
+                    ("refresh_token", &refresh.token),
+                    ("token_type", "bearer"),
+                    ("type", kind),
+                    ("sb", ""),
+                ],
+            )
+        }
+    };
+    tx.commit()?;
+    Ok(location)
+}

@@ -1,0 +1,141 @@
+//! Emulator settings. Defaults follow Supabase's local development stack.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The JWT secret of Supabase's local stack (and of its well-known demo keys).
+pub const DEFAULT_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/// GoTrue's default port.
+pub const DEFAULT_PORT: u16 = 9999;
+
+/// OAuth providers the fake provider page answers for (all enabled in `/settings`).
+pub const OAUTH_PROVIDERS: &[&str] = &[
+    "apple",
+    "azure",
+    "bitbucket",
+    "discord",
+    "facebook",
+    "figma",
+    "github",
+    "gitlab",
+    "google",
+    "keycloak",
+    "linkedin_oidc",
+    "notion",
+    "slack_oidc",
+    "spotify",
+    "twitch",
+    "twitter",
+    "workos",
+    "zoom",
+];
+
+/// Everything that changes how the emulator behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (loopback by default).
+    pub host: IpAddr,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// SQLite database file; `None` keeps everything in memory.
+    pub db: Option<PathBuf>,
+    /// HS256 secret: the raw bytes of this string are the key, as in GoTrue.
+    pub jwt_secret: String,
+    /// Access-token lifetime.
+    pub jwt_exp: Duration,
+    /// The `aud` claim and users' audience.
+    pub jwt_aud: String,
+    /// The `iss` claim; omitted from tokens when `None`, as GoTrue does by default.
+    pub jwt_issuer: Option<String>,
+    /// The `role` given to new users.
+    pub jwt_default_group: String,
+    /// Roles whose bearer may call `/admin/*`.
+    pub jwt_admin_roles: Vec<String>,
+    /// Revoke a session's refresh tokens when an old one is replayed outside the interval.
+    pub refresh_token_rotation: bool,
+    /// Grace window in which a revoked refresh token may still be used.
+    pub refresh_token_reuse_interval: Duration,
+    /// Confirm email addresses at sign-up (no confirmation mail).
+    pub autoconfirm: bool,
+    /// Refuse all new sign-ups.
+    pub disable_signup: bool,
+    /// Allow `POST /signup` without email or phone.
+    pub anonymous_users: bool,
+    /// Base of links in mails and of OAuth redirects; the emulator's own address when `None`.
+    pub external_url: Option<String>,
+    /// Where redirects go when `redirect_to` is missing or not allowed.
+    pub site_url: String,
+    /// Glob patterns of further allowed redirect targets.
+    pub uri_allow_list: Vec<String>,
+    /// bcrypt cost for stored passwords.
+    pub bcrypt_cost: u32,
+    /// Minimum password length.
+    pub password_min_length: usize,
+    /// Sessions older than this can no longer be refreshed.
+    pub sessions_timebox: Option<Duration>,
+    /// Sessions not refreshed for this long can no longer be refreshed.
+    pub sessions_inactivity_timeout: Option<Duration>,
+    /// How long a PKCE flow state stays valid.
+    pub flow_state_expiry: Duration,
+    /// How long an emailed code or link stays valid.
+    pub otp_exp: Duration,
+    /// Minimum time between two mails of one kind to one user.
+    pub smtp_max_frequency: Duration,
+    /// How long an MFA challenge stays valid.
+    pub mfa_challenge_expiry: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: DEFAULT_PORT,
+            db: None,
+            jwt_secret: DEFAULT_JWT_SECRET.to_owned(),
+            jwt_exp: Duration::from_secs(3600),
+            jwt_aud: "authenticated".to_owned(),
+            jwt_issuer: None,
+            jwt_default_group: "authenticated".to_owned(),
+            jwt_admin_roles: vec!["service_role".to_owned(), "supabase_admin".to_owned()],
+            refresh_token_rotation: true,
+            refresh_token_reuse_interval: Duration::from_secs(10),
+            autoconfirm: true,
+            disable_signup: false,
+            anonymous_users: true,
+            external_url: None,
+            site_url: "http://localhost:3000".to_owned(),
+            uri_allow_list: vec![
+                "tessera://**".to_owned(),
+                "http://localhost:*/**".to_owned(),
+                "http://127.0.0.1:*/**".to_owned(),
+            ],
+            bcrypt_cost: bcrypt::DEFAULT_COST,
+            password_min_length: 6,
+            sessions_timebox: None,
+            sessions_inactivity_timeout: None,
+            flow_state_expiry: Duration::from_secs(300),
+            otp_exp: Duration::from_secs(86_400),
+            smtp_max_frequency: Duration::from_secs(1),
+            mfa_challenge_expiry: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults suited to tests: a random port, an in-memory database, the cheapest bcrypt
+    /// cost and no mail throttling.
+    pub fn for_tests() -> Self {
+        Self {
+            port: 0,
+            bcrypt_cost: 4,
+            smtp_max_frequency: Duration::ZERO,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn is_admin_role(&self, role: &str) -> bool {
+        self.jwt_admin_roles.iter().any(|r| r == role)
+    }
+}

@@ -1,0 +1,37 @@
+//! A GoTrue (Supabase Auth) compatible server, for development and tests.
+//!
+//! The emulator speaks the same HTTP protocol as Supabase Auth — same routes, JSON bodies,
+//! status codes, error codes and token rules — so a client written against it works against
+//! a real Supabase project unchanged. It stores its state in SQLite (a file, or in memory) and
+//! adds a few test-only routes under `/_emulator/` (captured mail, fault injection, a session
+//! list, a controllable clock and a fake OAuth provider).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gotrue_emulator::StartError> {
+//! use gotrue_emulator::{Config, Emulator};
+//!
+//! let emulator = Emulator::start(Config::for_tests()).await?; // random port on 127.0.0.1
+//! let base = emulator.url(); // e.g. "http://127.0.0.1:41234"
+//! # let _ = base;
+//! // ... talk to it over HTTP; it shuts down when `emulator` is dropped.
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod clock;
+mod config;
+mod db;
+mod duration;
+mod error;
+mod faults;
+mod jwt;
+mod mail;
+mod models;
+mod redirect;
+mod server;
+
+pub use clock::Clock;
+pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT};
+pub use duration::parse_go_duration;
+pub use server::{Emulator, EmulatorHandle, StartError};

@@ -1,0 +1,218 @@
+//! Starting and stopping the emulator: the accept loop, connection handling and faults.
+//!
+//! The accept loop is ours (not `axum::serve`) so that an injected `drop` fault can close a
+//! connection without answering, the way a broken network does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt;
+
+use crate::api::{self, Shared};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiVersion;
+use crate::faults::{Action, Faults};
+use crate::jwt::Keys;
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Entry point: `Emulator::start(config).await` runs a server in the current Tokio runtime.
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Opens the database, binds the port (0 = any free port) and starts serving.
+    pub async fn start(config: Config) -> Result<EmulatorHandle, StartError> {
+        if config.jwt_secret.len() < 32 {
+            return Err(StartError::Config(
+                "the JWT secret must be at least 32 characters".into(),
+            ));
+        }
+        if url::Url::parse(&config.site_url).is_err() {
+            return Err(StartError::Config(format!(
+                "site URL {:?} is not a URL",
+                config.site_url
+            )));
+        }
+        let db = Db::open(config.db.as_deref())?;
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let url = format!("http://{local}");
+        let external_url = match &config.external_url {
+            Some(external) => {
+                url::Url::parse(external)
+                    .map_err(|e| StartError::Config(format!("external URL {external:?}: {e}")))?;
+                external.trim_end_matches('/').to_owned()
+            }
+            None => url.clone(),
+        };
+        let keys = Keys::new(&config.jwt_secret);
+        let anon_key = keys.api_key("anon");
+        let service_role_key = keys.api_key("service_role");
+        let shared = Arc::new(Shared {
+            config,
+            db,
+            clock: Clock::default(),
+            faults: Faults::default(),
+            keys,
+            external_url,
+        });
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, shared.clone(), shutdown_rx));
+        tracing::info!(%url, "gotrue-emulator listening");
+        Ok(EmulatorHandle {
+            url,
+            addr: local,
+            anon_key,
+            service_role_key,
+            shared,
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    url: String,
+    addr: SocketAddr,
+    anon_key: String,
+    service_role_key: String,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    /// The base URL, e.g. `http://127.0.0.1:9999` (GoTrue routes at the root; the same
+    /// routes are also served under `/auth/v1`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A JWT with role `anon`, signed with the configured secret (Supabase's anon key).
+    pub fn anon_key(&self) -> &str {
+        &self.anon_key
+    }
+
+    /// A JWT with role `service_role` (Supabase's service key): admin routes accept it.
+    pub fn service_role_key(&self) -> &str {
+        &self.service_role_key
+    }
+
+    /// The emulator's clock, for in-process tests that want to move time.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The error a service returns to make hyper close the connection without an answer.
+#[derive(Debug)]
+struct DroppedByFault;
+
+impl std::fmt::Display for DroppedByFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DroppedByFault {}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+    let router = api::router(shared.clone());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        continue;
+                    }
+                };
+                let router = router.clone();
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                        let router = router.clone();
+                        let shared = shared.clone();
+                        async move {
+                            request.extensions_mut().insert(ConnectInfo(peer));
+                            let method = request.method().as_str().to_owned();
+                            if let Some(fault) = shared.faults.take(&method, request.uri().path()) {
+                                tracing::info!(path = request.uri().path(), "injecting fault");
+                                tokio::time::sleep(fault.delay()).await;
+                                match fault.action(ApiVersion::from_headers(request.headers())) {
+                                    Action::Drop => return Err(DroppedByFault),
+                                    Action::Respond(response) => return Ok(response),
+                                    Action::Continue => {}
+                                }
+                            }
+                            let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                            Ok(response.unwrap_or_else(|never| match never {}))
+                        }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
+                        tracing::debug!(error = %err, "connection ended");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}

@@ -1,0 +1,599 @@
+//! A typed HTTP client for the GoTrue API (Supabase Auth).
+//!
+//! It sends `apikey` and `X-Supabase-Api-Version: 2024-01-01`, reads both error body shapes
+//! (and OAuth-style ones), and treats refresh tokens as opaque strings. It holds no state:
+//! the session engine decides what a result means.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::AuthError;
+use crate::secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
+
+/// The scopes of a sign-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SignOutScope {
+    /// This session only.
+    Local,
+    /// Every session of the user (GoTrue's default).
+    #[default]
+    Global,
+    /// Every session of the user but this one.
+    Others,
+}
+
+impl SignOutScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Global => "global",
+            Self::Others => "others",
+        }
+    }
+}
+
+impl std::str::FromStr for SignOutScope {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, AuthError> {
+        match s {
+            "local" => Ok(Self::Local),
+            "global" => Ok(Self::Global),
+            "others" => Ok(Self::Others),
+            other => Err(AuthError::InvalidInput(format!(
+                "unknown sign-out scope {other:?} (use local, global or others)"
+            ))),
+        }
+    }
+}
+
+/// An MFA factor of the user.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Factor {
+    pub id: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    pub factor_type: String,
+    pub status: String,
+}
+
+/// The user as the server describes it (not secret).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub is_anonymous: bool,
+    #[serde(default)]
+    pub app_metadata: Value,
+    #[serde(default)]
+    pub user_metadata: Value,
+    #[serde(default)]
+    pub factors: Vec<Factor>,
+    #[serde(default)]
+    pub email_confirmed_at: Option<String>,
+    #[serde(default)]
+    pub new_email: Option<String>,
+    #[serde(default)]
+    pub last_sign_in_at: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// A token-issuing answer ("Session JSON").
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: AccessToken,
+    pub expires_in: i64,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    pub refresh_token: RefreshToken,
+    /// The user, kept as the server sent it (it is what the store keeps).
+    pub user: Value,
+}
+
+/// What `POST /signup` answered.
+#[derive(Debug)]
+pub enum SignUpResponse {
+    /// Confirmed at once (autoconfirm): signed in.
+    Session(Box<TokenResponse>),
+    /// A confirmation mail was sent (or the address exists; GoTrue does not say which).
+    ConfirmationSent(Box<User>),
+}
+
+/// A TOTP enrolment: what an authenticator app needs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaEnrollment {
+    pub factor_id: String,
+    pub friendly_name: String,
+    /// The shared secret (base32), shown once so the user can type it into an app.
+    pub secret: String,
+    /// `otpauth://totp/…`
+    pub uri: String,
+    /// The URI as an SVG QR code.
+    pub qr_code_svg: String,
+}
+
+/// Changes to the user (`PUT /user`).
+#[derive(Debug, Default, Clone)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub password: Option<Password>,
+    pub data: Option<Value>,
+}
+
+/// The GoTrue HTTP API.
+#[derive(Debug, Clone)]
+pub struct GoTrueApi {
+    http: reqwest::Client,
+    base: String,
+    anon_key: String,
+    timeout: Duration,
+}
+
+impl GoTrueApi {
+    /// `url` is the API root: `http://127.0.0.1:9999` (GoTrue) or
+    /// `https://<project>.supabase.co/auth/v1` (Supabase).
+    pub fn new(url: &str, anon_key: &str, timeout: Duration) -> Result<Self, AuthError> {
+        let parsed =
+            Url::parse(url).map_err(|e| AuthError::Config(format!("auth URL {url:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(AuthError::Config(format!(
+                "auth URL {url:?} must be http or https"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AuthError::Config(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+            anon_key: anon_key.to_owned(),
+            timeout,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&AccessToken>,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Vec<u8>), AuthError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("apikey", &self.anon_key)
+            .header("X-Supabase-Api-Version", "2024-01-01")
+            .header(
+                "X-Client-Info",
+                concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")),
+            );
+        req = match bearer {
+            Some(token) => req.bearer_auth(token.expose_secret()),
+            None => req.bearer_auth(&self.anon_key),
+        };
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if status.is_success() {
+            Ok((status, bytes.to_vec()))
+        } else {
+            Err(parse_error(status, &bytes))
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> AuthError {
+        if e.is_timeout() {
+            AuthError::Timeout(self.timeout)
+        } else {
+            // reqwest's message names the URL; ours carry no secrets (only grant_type/scope).
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                msg = format!("{msg}: {s}");
+                source = s.source();
+            }
+            AuthError::Network(msg)
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&AccessToken>,
+        body: Option<Value>,
+    ) -> Result<T, AuthError> {
+        let (_, bytes) = self.send(method, path, bearer, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AuthError::InvalidResponse(format!("{path}: {e}")))
+    }
+
+    async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&AccessToken>,
+        body: Option<Value>,
+    ) -> Result<(), AuthError> {
+        self.send(method, path, bearer, body).await.map(|_| ())
+    }
+
+    fn with_redirect(path: &str, redirect_to: Option<&str>) -> String {
+        match redirect_to {
+            Some(r) => format!("{path}?redirect_to={}", urlencode(r)),
+            None => path.to_owned(),
+        }
+    }
+
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &Password,
+        data: Option<Value>,
+        code_challenge: Option<&str>,
+        redirect_to: Option<&str>,
+    ) -> Result<SignUpResponse, AuthError> {
+        let mut body = json!({ "email": email, "password": password.expose_secret() });
+        if let Some(data) = data {
+            body["data"] = data;
+        }
+        if let Some(challenge) = code_challenge {
+            body["code_challenge"] = json!(challenge);
+            body["code_challenge_method"] = json!("s256");
+        }
+        let value: Value = self
+            .call(
+                Method::POST,
+                &Self::with_redirect("/signup", redirect_to),
+                None,
+                Some(body),
+            )
+            .await?;
+        if value.get("access_token").is_some() {
+            serde_json::from_value(value)
+                .map(|s| SignUpResponse::Session(Box::new(s)))
+                .map_err(|e| AuthError::InvalidResponse(format!("/signup: {e}")))
+        } else {
+            serde_json::from_value(value)
+                .map(|u| SignUpResponse::ConfirmationSent(Box::new(u)))
+                .map_err(|e| AuthError::InvalidResponse(format!("/signup: {e}")))
+        }
+    }
+
+    pub async fn sign_in_with_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "email": email, "password": password.expose_secret() });
+        self.call(Method::POST, "/token?grant_type=password", None, Some(body))
+            .await
+    }
+
+    pub async fn sign_in_anonymously(
+        &self,
+        data: Option<Value>,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = match data {
+            Some(data) => json!({ "data": data }),
+            None => json!({}),
+        };
+        self.call(Method::POST, "/signup", None, Some(body)).await
+    }
+
+    /// Sends a magic link / email code. With a challenge, the link finishes a PKCE flow.
+    pub async fn send_otp(
+        &self,
+        email: &str,
+        create_user: bool,
+        code_challenge: Option<&str>,
+        redirect_to: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let mut body = json!({ "email": email, "create_user": create_user });
+        if let Some(challenge) = code_challenge {
+            body["code_challenge"] = json!(challenge);
+            body["code_challenge_method"] = json!("s256");
+        }
+        self.call_empty(
+            Method::POST,
+            &Self::with_redirect("/otp", redirect_to),
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn recover(
+        &self,
+        email: &str,
+        code_challenge: Option<&str>,
+        redirect_to: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let mut body = json!({ "email": email });
+        if let Some(challenge) = code_challenge {
+            body["code_challenge"] = json!(challenge);
+            body["code_challenge_method"] = json!("s256");
+        }
+        self.call_empty(
+            Method::POST,
+            &Self::with_redirect("/recover", redirect_to),
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    /// Verifies an emailed code (`type`: email, signup, magiclink, recovery, invite, email_change).
+    pub async fn verify_otp(
+        &self,
+        email: &str,
+        code: &OneTimeCode,
+        kind: &str,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "email": email, "token": code.expose_secret(), "type": kind });
+        self.call(Method::POST, "/verify", None, Some(body)).await
+    }
+
+    pub async fn verify_token_hash(
+        &self,
+        token_hash: &OneTimeCode,
+        kind: &str,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "token_hash": token_hash.expose_secret(), "type": kind });
+        self.call(Method::POST, "/verify", None, Some(body)).await
+    }
+
+    /// The URL that starts an OAuth sign-in in the system browser (PKCE).
+    pub fn authorize_url(
+        &self,
+        provider: &str,
+        redirect_to: &str,
+        code_challenge: &str,
+        scopes: Option<&str>,
+    ) -> String {
+        let mut url = format!(
+            "{}/authorize?provider={}&redirect_to={}&code_challenge={}&code_challenge_method=s256",
+            self.base,
+            urlencode(provider),
+            urlencode(redirect_to),
+            urlencode(code_challenge)
+        );
+        if let Some(scopes) = scopes {
+            url.push_str(&format!("&scopes={}", urlencode(scopes)));
+        }
+        url
+    }
+
+    pub async fn exchange_code(
+        &self,
+        auth_code: &str,
+        verifier: &CodeVerifier,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "auth_code": auth_code, "code_verifier": verifier.expose_secret() });
+        self.call(Method::POST, "/token?grant_type=pkce", None, Some(body))
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "refresh_token": refresh_token.expose_secret() });
+        self.call(
+            Method::POST,
+            "/token?grant_type=refresh_token",
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn logout(
+        &self,
+        access_token: &AccessToken,
+        scope: SignOutScope,
+    ) -> Result<(), AuthError> {
+        self.call_empty(
+            Method::POST,
+            &format!("/logout?scope={}", scope.as_str()),
+            Some(access_token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn get_user(&self, access_token: &AccessToken) -> Result<Value, AuthError> {
+        self.call(Method::GET, "/user", Some(access_token), None)
+            .await
+    }
+
+    pub async fn update_user(
+        &self,
+        access_token: &AccessToken,
+        update: &UserUpdate,
+    ) -> Result<Value, AuthError> {
+        let mut body = json!({});
+        if let Some(email) = &update.email {
+            body["email"] = json!(email);
+        }
+        if let Some(password) = &update.password {
+            body["password"] = json!(password.expose_secret());
+        }
+        if let Some(data) = &update.data {
+            body["data"] = data.clone();
+        }
+        self.call(Method::PUT, "/user", Some(access_token), Some(body))
+            .await
+    }
+
+    pub async fn mfa_enroll(
+        &self,
+        access_token: &AccessToken,
+        friendly_name: Option<&str>,
+    ) -> Result<MfaEnrollment, AuthError> {
+        let mut body = json!({ "factor_type": "totp" });
+        if let Some(name) = friendly_name {
+            body["friendly_name"] = json!(name);
+        }
+        let v: Value = self
+            .call(Method::POST, "/factors", Some(access_token), Some(body))
+            .await?;
+        let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Ok(MfaEnrollment {
+            factor_id: text("/id")
+                .ok_or_else(|| AuthError::InvalidResponse("/factors: no id".into()))?,
+            friendly_name: text("/friendly_name").unwrap_or_default(),
+            secret: text("/totp/secret").unwrap_or_default(),
+            uri: text("/totp/uri").unwrap_or_default(),
+            qr_code_svg: text("/totp/qr_code").unwrap_or_default(),
+        })
+    }
+
+    pub async fn mfa_challenge(
+        &self,
+        access_token: &AccessToken,
+        factor_id: &str,
+    ) -> Result<String, AuthError> {
+        let v: Value = self
+            .call(
+                Method::POST,
+                &format!("/factors/{}/challenge", urlencode(factor_id)),
+                Some(access_token),
+                Some(json!({})),
+            )
+            .await?;
+        v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::InvalidResponse("challenge without id".into()))
+    }
+
+    pub async fn mfa_verify(
+        &self,
+        access_token: &AccessToken,
+        factor_id: &str,
+        challenge_id: &str,
+        code: &OneTimeCode,
+    ) -> Result<TokenResponse, AuthError> {
+        let body = json!({ "challenge_id": challenge_id, "code": code.expose_secret() });
+        self.call(
+            Method::POST,
+            &format!("/factors/{}/verify", urlencode(factor_id)),
+            Some(access_token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn mfa_unenroll(
+        &self,
+        access_token: &AccessToken,
+        factor_id: &str,
+    ) -> Result<(), AuthError> {
+        self.call_empty(
+            Method::DELETE,
+            &format!("/factors/{}", urlencode(factor_id)),
+            Some(access_token),
+            None,
+        )
+        .await
+    }
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Reads GoTrue's error bodies: `{code, message}` (2024-01-01), `{code, error_code, msg}`
+/// (initial), or OAuth-style `{error, error_description}`; text is taken from `message` →
+/// `msg` → `error_description` → `error`, as supabase-js does.
+pub fn parse_error(status: StatusCode, body: &[u8]) -> AuthError {
+    let status_u16 = status.as_u16();
+    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
+    let Some(v) = parsed else {
+        return if status.is_server_error() || status_u16 == 429 {
+            AuthError::Api {
+                status: status_u16,
+                code: format!("http_{status_u16}"),
+                message: format!("HTTP {status}"),
+            }
+        } else {
+            AuthError::InvalidResponse(format!("HTTP {status} without a GoTrue error body"))
+        };
+    };
+    let code = v
+        .get("code")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("error_code").and_then(Value::as_str))
+        .or_else(|| v.get("error").and_then(Value::as_str))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            if status.is_server_error() {
+                "unexpected_failure".into()
+            } else {
+                "unknown".into()
+            }
+        });
+    let message = ["message", "msg", "error_description", "error"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .unwrap_or("the auth server refused the request")
+        .to_owned();
+    AuthError::Api {
+        status: status_u16,
+        code,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_error_shape() {
+        let e = parse_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":"refresh_token_not_found","message":"gone"}"#,
+        );
+        assert_eq!(e.code(), "refresh_token_not_found");
+        assert_eq!(e.to_string(), "gone (refresh_token_not_found)");
+        let e = parse_error(
+            StatusCode::FORBIDDEN,
+            br#"{"code":403,"error_code":"session_not_found","msg":"x"}"#,
+        );
+        assert_eq!(e.code(), "session_not_found");
+        let e = parse_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_grant","error_description":"Invalid Refresh Token"}"#,
+        );
+        assert_eq!(e.code(), "invalid_grant");
+        assert_eq!(e.to_string(), "Invalid Refresh Token (invalid_grant)");
+        assert!(parse_error(StatusCode::BAD_GATEWAY, b"<html>").is_retryable());
+        assert!(matches!(
+            parse_error(StatusCode::NOT_FOUND, b"<html>"),
+            AuthError::InvalidResponse(_)
+        ));
+    }
+}

@@ -1,0 +1,209 @@
+//! Deep links and redirects that come back into the app, parsed strictly.
+//!
+//! Accepted shapes (base `tessera://auth` by default):
+//! - `…/callback?flow=ID&code=CODE` — finishes a PKCE flow this engine started;
+//! - `…/callback?flow=ID&error=…&error_code=…&error_description=…` — that flow failed;
+//! - `…/confirm?token_hash=HASH&type=TYPE` — an email link verified in the app;
+//! - `…/signed-out?state=STATE` — lands a sign-out this engine started.
+//!
+//! Tokens in a fragment (`#access_token=…`, the implicit flow) are refused: this engine
+//! never starts implicit flows, so such a link can only be injected.
+
+use std::collections::HashMap;
+
+use url::Url;
+
+use crate::error::AuthError;
+use crate::secret::OneTimeCode;
+
+/// A parsed callback.
+#[derive(Debug, PartialEq)]
+pub enum Callback {
+    Code {
+        flow: String,
+        code: String,
+    },
+    Error {
+        flow: Option<String>,
+        code: String,
+        description: String,
+    },
+    TokenHash {
+        token_hash: OneTimeCode,
+        kind: String,
+    },
+    SignedOut {
+        state: String,
+    },
+}
+
+const VERIFY_TYPES: &[&str] = &[
+    "signup",
+    "invite",
+    "magiclink",
+    "recovery",
+    "email_change",
+    "email",
+];
+
+fn reject(why: &str) -> AuthError {
+    AuthError::InvalidCallback(why.to_owned())
+}
+
+fn token_like(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+}
+
+/// Parses `input` against the configured base (`scheme://host`, e.g. `tessera://auth`).
+pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
+    if input.len() > 4096 {
+        return Err(reject("the link is too long"));
+    }
+    let url = Url::parse(input).map_err(|_| reject("not a URL"))?;
+    let base = Url::parse(base)
+        .map_err(|_| AuthError::Config(format!("callback base {base:?} is not a URL")))?;
+    if url.scheme() != base.scheme()
+        || url.host_str() != base.host_str()
+        || url.port() != base.port()
+    {
+        return Err(reject("the link is not for this app"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(reject("the link carries credentials"));
+    }
+    let mut query: HashMap<String, String> = HashMap::new();
+    for (k, v) in url.query_pairs() {
+        if query.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err(reject("a parameter appears twice"));
+        }
+    }
+    let fragment: HashMap<String, String> = url
+        .fragment()
+        .map(|f| {
+            url::form_urlencoded::parse(f.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if fragment.contains_key("access_token") || fragment.contains_key("refresh_token") {
+        return Err(reject(
+            "tokens in a link are refused (this app only uses PKCE)",
+        ));
+    }
+    let base_path = base.path().trim_end_matches('/');
+    let path = url
+        .path()
+        .strip_prefix(base_path)
+        .unwrap_or(url.path())
+        .trim_end_matches('/');
+    match path {
+        "/callback" => {
+            let flow = query.get("flow").cloned();
+            if let Some(flow) = &flow
+                && !token_like(flow, 64)
+            {
+                return Err(reject("malformed flow id"));
+            }
+            let error = query.get("error").or_else(|| fragment.get("error"));
+            if let Some(error) = error {
+                let get = |k: &str| query.get(k).or_else(|| fragment.get(k)).cloned();
+                return Ok(Callback::Error {
+                    flow,
+                    code: get("error_code").unwrap_or_else(|| error.clone()),
+                    description: get("error_description").unwrap_or_else(|| error.clone()),
+                });
+            }
+            let code = query
+                .get("code")
+                .ok_or_else(|| reject("the callback has no code"))?;
+            if !token_like(code, 256) {
+                return Err(reject("malformed code"));
+            }
+            let flow = flow.ok_or_else(|| reject("the callback names no flow of this app"))?;
+            Ok(Callback::Code {
+                flow,
+                code: code.clone(),
+            })
+        }
+        "/confirm" => {
+            let hash = query
+                .get("token_hash")
+                .ok_or_else(|| reject("the link has no token_hash"))?;
+            if !token_like(hash, 256) {
+                return Err(reject("malformed token_hash"));
+            }
+            let kind = query.get("type").map(String::as_str).unwrap_or("email");
+            if !VERIFY_TYPES.contains(&kind) {
+                return Err(reject("unknown link type"));
+            }
+            Ok(Callback::TokenHash {
+                token_hash: OneTimeCode::new(hash.clone()),
+                kind: kind.to_owned(),
+            })
+        }
+        "/signed-out" => {
+            let state = query
+                .get("state")
+                .ok_or_else(|| reject("the link has no state"))?;
+            if !token_like(state, 64) {
+                return Err(reject("malformed state"));
+            }
+            Ok(Callback::SignedOut {
+                state: state.clone(),
+            })
+        }
+        _ => Err(reject("unknown link path")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "tessera://auth";
+
+    #[test]
+    fn accepts_the_known_shapes() {
+        assert_eq!(
+            parse("tessera://auth/callback?flow=abc&code=123e4567-e89b", BASE).unwrap(),
+            Callback::Code {
+                flow: "abc".into(),
+                code: "123e4567-e89b".into()
+            }
+        );
+        assert!(matches!(
+            parse("tessera://auth/callback?flow=f1&error=access_denied&error_code=bad_oauth_callback&error_description=nope#error=access_denied", BASE).unwrap(),
+            Callback::Error { code, .. } if code == "bad_oauth_callback"
+        ));
+        assert!(matches!(
+            parse("tessera://auth/confirm?token_hash=pkce_abc123&type=magiclink", BASE).unwrap(),
+            Callback::TokenHash { kind, .. } if kind == "magiclink"
+        ));
+        assert_eq!(
+            parse("tessera://auth/signed-out?state=s1", BASE).unwrap(),
+            Callback::SignedOut { state: "s1".into() }
+        );
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for bad in [
+            "https://auth/callback?flow=a&code=b",
+            "tessera://evil/callback?flow=a&code=b",
+            "tessera://auth/other?flow=a&code=b",
+            "tessera://auth/callback?code=b",
+            "tessera://auth/callback?flow=a",
+            "tessera://auth/callback?flow=a&code=b&code=c",
+            "tessera://auth/callback?flow=a&code=%3Cscript%3E",
+            "tessera://auth/callback#access_token=x&refresh_token=y",
+            "tessera://auth/confirm?token_hash=x&type=bogus",
+            "tessera://user:pw@auth/callback?flow=a&code=b",
+            "not a url",
+        ] {
+            assert!(parse(bad, BASE).is_err(), "{bad} should be refused");
+        }
+    }
+}

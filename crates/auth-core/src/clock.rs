@@ -1,0 +1,215 @@
+//! Time, passed in so that the engine can be tested with a controllable clock.
+//!
+//! The engine schedules by **wall-clock deadlines**. Tokio's timers run on
+//! `CLOCK_MONOTONIC`, which on Linux stops while the machine is suspended: a one-hour
+//! `sleep` started before a two-hour suspend would fire an hour after resume, long after
+//! the token expired. [`SystemClock`] instead arms a `timerfd` on `CLOCK_REALTIME` with an
+//! absolute deadline, which fires at the first moment after resume, and with
+//! `TFD_TIMER_CANCEL_ON_SET`, which also wakes the engine when the wall clock is set (NTP
+//! step, manual change) so it can recompute. Other platforms fall back to Tokio's sleep
+//! (the app also reports resume to the engine).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+/// A boxed, sendable future.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The engine's source of time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Wall-clock now.
+    fn now(&self) -> SystemTime;
+    /// Completes at (or soon after) the wall-clock `deadline`. It may also complete early
+    /// (e.g. when the wall clock is set); callers re-check the time and sleep again.
+    fn sleep_until(&self, deadline: SystemTime) -> Sleep;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn from_unix_secs(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> Sleep {
+        Box::pin(async move {
+            let remaining = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            if remaining.is_zero() {
+                return;
+            }
+            #[cfg(target_os = "linux")]
+            if linux::sleep_until_wall(deadline).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(remaining).await;
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use nix::sys::time::TimeSpec;
+    use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+    use tokio::io::unix::AsyncFd;
+
+    struct Timer(TimerFd);
+
+    impl AsRawFd for Timer {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
+
+    /// Waits on a `CLOCK_REALTIME` timerfd armed at the absolute `deadline`.
+    pub(super) async fn sleep_until_wall(deadline: SystemTime) -> std::io::Result<()> {
+        let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if since_epoch.is_zero() {
+            return Ok(());
+        }
+        let timer = TimerFd::new(
+            ClockId::CLOCK_REALTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(since_epoch)),
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET,
+        )?;
+        // `AsyncFd::new` is deprecated because a `T` that does not own its descriptor could
+        // close it while registered. `Timer` owns its `TimerFd`, and `AsyncFd` deregisters
+        // before dropping it, so this use is sound; the replacement (`register`) is
+        // `unsafe`, which this crate forbids.
+        #[allow(deprecated)]
+        let fd = AsyncFd::new(Timer(timer))?;
+        // Readable when the deadline passes (also after a suspend), or when the wall clock
+        // is set (the read would say ECANCELED); either way the caller recomputes.
+        let _guard = fd.readable().await?;
+        Ok(())
+    }
+}
+
+/// A clock that moves only when told to: for tests of expiry, back-off, suspend and clock
+/// jumps.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<SystemTime>,
+    tx: watch::Sender<SystemTime>,
+}
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> Self {
+        let (tx, _) = watch::channel(start);
+        Self {
+            now: Mutex::new(start),
+            tx,
+        }
+    }
+
+    /// Starts at the real current time.
+    pub fn starting_now() -> Self {
+        Self::new(SystemTime::now())
+    }
+
+    /// Moves time forward (a suspend of that length looks the same).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+        self.tx.send_replace(*now);
+    }
+
+    /// Sets the wall clock (a jump, forward or back).
+    pub fn set(&self, to: SystemTime) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        self.tx.send_replace(to);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> Sleep {
+        let mut rx = self.tx.subscribe();
+        Box::pin(async move {
+            loop {
+                if *rx.borrow_and_update() >= deadline {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn system_clock_wakes_at_a_wall_deadline() {
+        let clock = SystemClock;
+        let start = std::time::Instant::now();
+        clock
+            .sleep_until(SystemTime::now() + Duration::from_millis(80))
+            .await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(70),
+            "{:?}",
+            start.elapsed()
+        );
+        // A deadline in the past returns at once.
+        clock
+            .sleep_until(SystemTime::now() - Duration::from_secs(5))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn manual_clock_wakes_sleepers_when_advanced() {
+        let clock = std::sync::Arc::new(ManualClock::starting_now());
+        let deadline = clock.now() + Duration::from_secs(3600);
+        let c = clock.clone();
+        let sleeper = tokio::spawn(async move { c.sleep_until(deadline).await });
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::from_secs(1800));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::from_secs(7200));
+        tokio::time::timeout(Duration::from_secs(1), sleeper)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,121 @@
+//! The engine's error type: a stable `code` for the UI, a human message, and a
+//! classification that decides whether a session survives the failure.
+
+use std::time::Duration;
+
+/// Codes of server answers that mean the session is gone for good.
+pub const DEFINITIVE_SESSION_CODES: &[&str] = &[
+    "refresh_token_not_found",
+    "refresh_token_already_used",
+    "session_not_found",
+    "session_expired",
+    "user_not_found",
+    "user_banned",
+];
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The auth server answered with an error (GoTrue's `error_code` in `code`).
+    #[error("{message} ({code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No answer: connection refused or reset, DNS, TLS.
+    #[error("the auth server cannot be reached: {0}")]
+    Network(String),
+    /// The server did not answer in time.
+    #[error("the auth server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The server answered something that is not what the protocol says.
+    #[error("the auth server sent an unexpected answer: {0}")]
+    InvalidResponse(String),
+    /// The secure storage failed (missing, locked, refused, too slow, corrupt data).
+    #[error("secure storage: {0}")]
+    Storage(#[from] crate::store::StoreError),
+    /// The operation needs a session and there is none.
+    #[error("not signed in")]
+    NotSignedIn,
+    /// A deep link or redirect was refused.
+    #[error("rejected callback: {0}")]
+    InvalidCallback(String),
+    /// Bad input from the caller (e.g. an empty email).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A misconfiguration (bad URL).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl AuthError {
+    /// A stable, machine-readable code for the UI.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Api { code, .. } => code,
+            Self::Network(_) => "network_error",
+            Self::Timeout(_) => "timeout",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::Storage(e) => e.code(),
+            Self::NotSignedIn => "not_signed_in",
+            Self::InvalidCallback(_) => "invalid_callback",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::Config(_) => "config_error",
+        }
+    }
+
+    /// Worth retrying later: no answer, a server error, rate limiting, lock contention,
+    /// or an answer we could not read. Never ends a session.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Network(_) | Self::Timeout(_) | Self::InvalidResponse(_) => true,
+            Self::Api { status, code, .. } => {
+                *status >= 500 || *status == 429 || *status == 408 || code == "conflict"
+            }
+            _ => false,
+        }
+    }
+
+    /// The server says this session (or its refresh token, or its user) is gone.
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::Api { code, status, .. }
+            if *status < 500 && DEFINITIVE_SESSION_CODES.contains(&code.as_str()))
+    }
+
+    /// For a sign-out: the server no longer knows this session, so the revocation is done.
+    pub fn session_already_gone(&self) -> bool {
+        self.ends_session()
+            || matches!(self, Self::Api { status, .. } if matches!(status, 401 | 403 | 404))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> AuthError {
+        AuthError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn classification() {
+        assert!(api(503, "unexpected_failure").is_retryable());
+        assert!(api(429, "over_request_rate_limit").is_retryable());
+        assert!(api(409, "conflict").is_retryable());
+        assert!(AuthError::Network("x".into()).is_retryable());
+        assert!(AuthError::InvalidResponse("x".into()).is_retryable());
+        assert!(!api(400, "refresh_token_not_found").is_retryable());
+        assert!(api(400, "refresh_token_not_found").ends_session());
+        assert!(api(403, "session_not_found").ends_session());
+        assert!(!api(400, "validation_failed").ends_session());
+        assert!(!AuthError::Network("x".into()).ends_session());
+        assert!(api(403, "bad_jwt").session_already_gone());
+        assert!(!api(500, "unexpected_failure").session_already_gone());
+    }
+}

@@ -1,0 +1,45 @@
+//! Tessera's session engine for Supabase Auth (GoTrue).
+//!
+//! It knows nothing of Tauri: the app and the `authctl` CLI are thin layers over
+//! [`AuthClient`]. Its dependencies — the HTTP API, the secret store and the clock — are
+//! passed in, so it can be tested without a display or a keyring.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), auth_core::AuthError> {
+//! use std::sync::Arc;
+//! use auth_core::{AuthClient, AuthConfig, KeyringStore, Password, SignOutScope};
+//!
+//! let store = Arc::new(KeyringStore::for_platform("tessera"));
+//! let client = AuthClient::new(AuthConfig::new("http://127.0.0.1:9999", "anon-key"), store)?;
+//! let mut events = client.subscribe();
+//! client.start().await?; // INITIAL_SESSION
+//! client.sign_in_with_password("ada@example.com", &Password::new("…")).await?;
+//! let token = client.access_token().await?; // valid, refreshed when due
+//! client.sign_out(SignOutScope::Local).await?; // immediate, even offline
+//! # let _ = (token, events.try_recv());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod callback;
+mod client;
+pub mod clock;
+mod error;
+mod lock;
+pub mod model;
+mod persist;
+mod secret;
+pub mod store;
+
+pub use api::{GoTrueApi, MfaEnrollment, SignOutScope, User, UserUpdate};
+pub use client::{
+    AuthClient, AuthConfig, Metrics, PendingRevocation, SignOutOutcome, SignUpOutcome,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
+pub use model::{
+    AuthEvent, AuthStateChange, Connectivity, ErrorView, SessionView, SignOutReason, UserView,
+};
+pub use secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
+pub use store::{ChunkedStore, KeyringStore, MemoryStore, SecretStore, Store, StoreError};

@@ -1,0 +1,122 @@
+//! What the engine tells the outside world: the session view, events and their payload.
+//! These are the only engine types that serialize for a UI; none carries a token.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::User;
+
+/// The user as a UI sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub is_anonymous: bool,
+    pub app_metadata: Value,
+    pub user_metadata: Value,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            is_anonymous: u.is_anonymous,
+            app_metadata: u.app_metadata.clone(),
+            user_metadata: u.user_metadata.clone(),
+        }
+    }
+}
+
+/// A session as a UI sees it: who, which session, until when. No refresh token, no access
+/// token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub user: UserView,
+    pub session_id: String,
+    /// When the access token expires, in Unix seconds (by this device's clock).
+    pub expires_at: i64,
+    pub aal: String,
+    /// How far the server's clock is ahead of this device's, in seconds (negative: behind).
+    pub clock_skew_secs: i64,
+}
+
+/// The events of supabase-js, plus `AUTH_ERROR` and `CONNECTIVITY`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthEvent {
+    InitialSession,
+    SignedIn,
+    TokenRefreshed,
+    UserUpdated,
+    SignedOut,
+    PasswordRecovery,
+    MfaChallengeVerified,
+    /// A callback or a request failed; state unchanged.
+    AuthError,
+    /// Refresh is retrying, or recovered.
+    Connectivity,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SignOutReason {
+    /// This device asked.
+    User,
+    /// The server says the session is gone (signed out elsewhere, admin, password change).
+    Revoked,
+    /// The session's time-box or inactivity limit passed.
+    Expired,
+    /// Another definitive refresh error.
+    RefreshFailed,
+}
+
+/// Whether refresh currently reaches the server.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Connectivity {
+    Online,
+    /// Refresh failed for a transient reason and will be retried.
+    Retrying {
+        attempt: u32,
+        /// Unix milliseconds of the next attempt.
+        next_retry_at: i64,
+        /// The last error's code.
+        code: String,
+    },
+}
+
+/// An error as a UI sees it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorView {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&crate::AuthError> for ErrorView {
+    fn from(e: &crate::AuthError) -> Self {
+        Self {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The payload of every auth-state change (Tauri event `auth:state-change`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStateChange {
+    pub event: AuthEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SignOutReason>,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub session: Option<SessionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<Connectivity>,
+}

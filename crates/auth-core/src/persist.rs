@@ -1,0 +1,113 @@
+//! What the engine keeps in the secret store, as versioned JSON blobs:
+//! `<profile>.session` (the session), `<profile>.outbox` (revocations still owed to the
+//! server) and `<profile>.flows` (PKCE verifiers and sign-out states of flows this engine
+//! started). Nothing here is ever written anywhere but the [`Store`].
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::SignOutScope;
+use crate::store::{Store, StoreError};
+
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u32,
+    data: T,
+}
+
+/// A stored session. Times are this device's clock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub server_expires_at: Option<i64>,
+    /// Unix seconds at which the token response was received.
+    pub received_at: i64,
+    pub user: Value,
+}
+
+/// A revocation the server has not confirmed yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub scope: SignOutScope,
+    /// Empty for `others` (that one uses the live session's token).
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Unix seconds (device clock) when `access_token` expires.
+    pub access_expires_at: i64,
+    /// The session being revoked (for display).
+    pub session_id: String,
+    pub user_email: String,
+    pub created_at: i64,
+    pub attempts: u32,
+    /// Unix milliseconds of the next attempt.
+    pub next_attempt_at: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The kinds of flow that come back through a callback.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    OAuth,
+    MagicLink,
+    SignUp,
+    Recovery,
+    SignOut,
+}
+
+/// A flow this engine started and expects back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingFlow {
+    pub id: String,
+    pub kind: FlowKind,
+    /// PKCE verifier (empty for sign-out landings).
+    pub verifier: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Reads a versioned blob. A blob that cannot be read is reported as corrupt (the caller
+/// removes it).
+pub async fn load<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = store.load(key).await? else {
+        return Ok(None);
+    };
+    let env: Envelope<T> = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{key}: {}", e.classify_name())))?;
+    if env.v != VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "{key}: unknown version {}",
+            env.v
+        )));
+    }
+    Ok(Some(env.data))
+}
+
+pub async fn save<T: Serialize>(store: &Store, key: &str, data: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&Envelope { v: VERSION, data })
+        .map_err(|e| StoreError::Failed(format!("cannot encode {key}: {}", e.classify_name())))?;
+    store.save(key, bytes).await
+}
+
+trait Classify {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    /// Only the category: serde's messages can quote the data, which may be secret.
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "i/o error",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "unexpected fields",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

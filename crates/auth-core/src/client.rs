@@ -57,6 +57,9 @@ pub struct AuthConfig {
     pub validate_interval: Option<Duration>,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Run the background task (refresh on time, deliver queued revocations). A
+    /// short-lived command-line call turns it off and does its work explicitly.
+    pub background: bool,
 }
 
 impl AuthConfig {
@@ -73,6 +76,7 @@ impl AuthConfig {
             validate_interval: None,
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
+            background: true,
         }
     }
 
@@ -1411,7 +1415,7 @@ impl AuthClient {
     // --------------------------------------------------------------------------- scheduler
 
     fn spawn_scheduler(&self) {
-        if self.inner.scheduler_started.swap(true, Ordering::SeqCst) {
+        if !self.inner.cfg.background || self.inner.scheduler_started.swap(true, Ordering::SeqCst) {
             return;
         }
         let weak = Arc::downgrade(&self.inner);

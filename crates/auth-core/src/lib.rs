@@ -43,3 +43,30 @@ pub use model::{
 };
 pub use secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 pub use store::{ChunkedStore, KeyringStore, MemoryStore, SecretStore, Store, StoreError};
+
+/// The keyring service name shared by the app and `authctl`.
+pub const KEYRING_SERVICE: &str = "tessera";
+
+/// The anon key of Supabase's local stack, signed with its well-known demo secret: the
+/// default for talking to the embedded `gotrue-emulator`.
+pub const DEMO_ANON_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+
+/// Where the app and `authctl` keep their cross-process lock files (nothing secret):
+/// `$TESSERA_LOCK_DIR`, else `$XDG_RUNTIME_DIR/tessera` (per user, private), else a
+/// `tessera` folder in the user's cache directory, else in the temp directory.
+pub fn default_lock_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("TESSERA_LOCK_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("tessera");
+    }
+    if let Some(dir) = std::env::var_os("LOCALAPPDATA").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("tessera");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".cache").join("tessera");
+    }
+    std::env::temp_dir().join("tessera")
+}

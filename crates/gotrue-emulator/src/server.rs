@@ -81,6 +81,7 @@ impl Emulator {
             faults: Faults::default(),
             keys,
             external_url,
+            stats: api::Stats::default(),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared.clone(), shutdown_rx));

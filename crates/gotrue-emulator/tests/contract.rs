@@ -1951,3 +1951,26 @@ async fn dropping_the_handle_stops_the_server() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(http.get(url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn stats_count_requests_by_kind() {
+    let env = Env::start().await;
+    let s = env.sign_up("stats@example.com").await;
+    env.sign_in("stats@example.com").await;
+    env.refresh(&refresh_token(&s)).await.assert_ok();
+    env.refresh("abcdefghijkl").await; // failed ones count too
+    env.get("/user", Some(&access(&s))).await.assert_ok();
+    env.post_auth("/logout?scope=local", &access(&s), None)
+        .await;
+    let stats = env.get("/_emulator/stats", None).await.json;
+    assert_eq!(
+        stats,
+        json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1, "user_requests": 1})
+    );
+    env.send(Method::DELETE, "/_emulator/stats", None, None, &[])
+        .await;
+    assert_eq!(
+        env.get("/_emulator/stats", None).await.json["refresh_token_grants"],
+        0
+    );
+}

@@ -81,6 +81,29 @@ pub async fn sessions(
     ))
 }
 
+/// Request counters (answered requests, successful or not; authenticated routes count
+/// only requests that passed authentication).
+pub async fn stats(State(state): State<AppState>) -> Json<Value> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let s = &state.stats;
+    Json(json!({
+        "refresh_token_grants": s.refresh.load(SeqCst),
+        "password_grants": s.password.load(SeqCst),
+        "pkce_grants": s.pkce.load(SeqCst),
+        "logouts": s.logout.load(SeqCst),
+        "user_requests": s.user.load(SeqCst),
+    }))
+}
+
+pub async fn reset_stats(State(state): State<AppState>) -> StatusCode {
+    use std::sync::atomic::Ordering::SeqCst;
+    let s = &state.stats;
+    for c in [&s.refresh, &s.password, &s.pkce, &s.logout, &s.user] {
+        c.store(0, SeqCst);
+    }
+    StatusCode::NO_CONTENT
+}
+
 fn time_json(state: &AppState) -> Json<Value> {
     Json(json!({
         "now": state.clock.now_secs(),

@@ -46,6 +46,24 @@ pub struct Shared {
     pub keys: Keys,
     /// Base of links in mails and of OAuth redirects (no trailing slash).
     pub external_url: String,
+    /// Request counters for `GET /_emulator/stats`.
+    pub stats: Stats,
+}
+
+/// How many requests of each kind the emulator answered (successful or not).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub refresh: std::sync::atomic::AtomicU64,
+    pub password: std::sync::atomic::AtomicU64,
+    pub pkce: std::sync::atomic::AtomicU64,
+    pub logout: std::sync::atomic::AtomicU64,
+    pub user: std::sync::atomic::AtomicU64,
+}
+
+impl Stats {
+    pub fn bump(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub type AppState = Arc<Shared>;
@@ -121,6 +139,10 @@ fn gotrue_routes() -> Router<AppState> {
                 .delete(emulator::clear_faults),
         )
         .route("/_emulator/sessions", get(emulator::sessions))
+        .route(
+            "/_emulator/stats",
+            get(emulator::stats).delete(emulator::reset_stats),
+        )
         .route(
             "/_emulator/time",
             get(emulator::time).post(emulator::advance_time),

@@ -29,6 +29,13 @@ pub async fn token(
     client: Client,
     Body(params): Body<TokenParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let stats = &state.stats;
+    match query.get("grant_type").map(String::as_str) {
+        Some("password") => super::Stats::bump(&stats.password),
+        Some("refresh_token") => super::Stats::bump(&stats.refresh),
+        Some("pkce") => super::Stats::bump(&stats.pkce),
+        _ => {}
+    }
     match query.get("grant_type").map(String::as_str) {
         Some("password") => password_grant(&state, &client, params).await.map(Json),
         Some("refresh_token") => refresh_grant(&state, &client, params).map(Json),

@@ -26,6 +26,7 @@ pub async fn logout(
     Query(query): Query<HashMap<String, String>>,
     auth: AuthUser,
 ) -> Result<StatusCode, ApiError> {
+    super::Stats::bump(&state.stats.logout);
     #[derive(PartialEq)]
     enum Scope {
         Global,
@@ -58,6 +59,7 @@ pub async fn get_user(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Value>, ApiError> {
+    super::Stats::bump(&state.stats.user);
     let conn = state.db.lock();
     Ok(Json(models::user_json(&conn, &auth.user)?))
 }

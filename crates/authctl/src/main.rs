@@ -1,0 +1,338 @@
+//! `authctl`: drive Tessera's session engine from a terminal.
+//!
+//! It uses the same engine, the same keyring entry (service `tessera`, per profile) and
+//! the same cross-process lock as the app, so a session signed in here is the app's
+//! session and vice versa. Passwords are read from standard input, never from arguments.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use auth_core::{
+    AuthClient, AuthConfig, AuthError, DEMO_ANON_KEY, KEYRING_SERVICE, KeyringStore, OneTimeCode,
+    Password, SignOutScope, SignUpOutcome,
+};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+/// Tessera's command-line auth client.
+#[derive(Debug, Parser)]
+#[command(name = "authctl", version, about)]
+struct Cli {
+    /// Auth server (GoTrue root or `https://<project>.supabase.co/auth/v1`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_AUTH_URL",
+        default_value = "http://127.0.0.1:9999"
+    )]
+    url: String,
+    /// The project's anon key (default: the local-stack demo key the emulator accepts).
+    #[arg(long, global = true, env = "TESSERA_ANON_KEY", default_value = DEMO_ANON_KEY, hide_default_value = true)]
+    anon_key: String,
+    /// Which stored session to use (one per profile).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_PROFILE",
+        default_value = "default"
+    )]
+    profile: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Who is signed in, which session, until when.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an account (password from stdin).
+    SignUp {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Sign in with email and password (from stdin), or anonymously.
+    SignIn {
+        #[arg(
+            long,
+            required_unless_present = "anonymous",
+            conflicts_with = "anonymous"
+        )]
+        email: Option<String>,
+        #[arg(long, requires = "email")]
+        password_stdin: bool,
+        #[arg(long)]
+        anonymous: bool,
+    },
+    /// Email one-time codes and magic links.
+    Otp {
+        #[command(subcommand)]
+        action: OtpAction,
+    },
+    /// Refresh the session now.
+    Refresh,
+    /// The user, fresh from the server.
+    User,
+    /// Sign out: local (this session), global (all sessions; the default), others.
+    SignOut {
+        #[arg(long, default_value = "global")]
+        scope: String,
+    },
+    /// Revocations not yet confirmed by the server (`outbox flush` sends them).
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+    /// Print auth events as JSON lines until interrupted (keeps the session refreshed).
+    Watch,
+}
+
+#[derive(Debug, Subcommand)]
+enum OtpAction {
+    /// Send a code and magic link to the address.
+    Send {
+        #[arg(long)]
+        email: String,
+    },
+    /// Verify the emailed code.
+    Verify {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        code: String,
+        /// email, signup, magiclink, recovery, invite, email_change
+        #[arg(long = "type", default_value = "email")]
+        kind: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxAction {
+    /// Try to deliver every pending revocation now.
+    Flush,
+}
+
+fn read_password() -> Result<Password, AuthError> {
+    let stdin = std::io::stdin();
+    let line = if stdin.is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| AuthError::InvalidInput(format!("cannot read the password: {e}")))?
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| {
+            AuthError::InvalidInput(format!("cannot read the password from stdin: {e}"))
+        })?;
+        line
+    };
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(AuthError::InvalidInput("no password on stdin".into()));
+    }
+    Ok(Password::new(password))
+}
+
+fn relative(expires_at: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let left = expires_at - now;
+    if left <= 0 {
+        format!("expired {}s ago", -left)
+    } else {
+        format!("in {}m {:02}s", left / 60, left % 60)
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_session(view: &auth_core::SessionView) {
+    let who = if view.user.is_anonymous {
+        "an anonymous user".to_owned()
+    } else {
+        view.user.email.clone()
+    };
+    println!("signed in as {who}");
+    println!("user id:    {}", view.user.id);
+    println!("session:    {}", view.session_id);
+    println!(
+        "expires at: {} ({})",
+        view.expires_at,
+        relative(view.expires_at)
+    );
+    println!("assurance:  {}", view.aal);
+    if view.clock_skew_secs.abs() > 5 {
+        println!(
+            "clock skew: the server's clock is {}s ahead of this machine's",
+            view.clock_skew_secs
+        );
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(cli: Cli) -> Result<(), AuthError> {
+    let mut cfg = AuthConfig::new(&cli.url, &cli.anon_key);
+    cfg.profile = cli.profile.clone();
+    cfg.lock_dir = Some(auth_core::default_lock_dir());
+    cfg.background = matches!(cli.command, Command::Watch);
+    let store = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
+    let client = AuthClient::new(cfg, store)?;
+    let mut events = client.subscribe();
+    client.start().await?;
+
+    match cli.command {
+        Command::Status { json } => {
+            let pending = client.pending_revocations().await?.len();
+            let session = client.session();
+            if json {
+                println!(
+                    "{}",
+                    json!({ "signedIn": session.is_some(), "session": session, "pendingRevocations": pending, "profile": cli.profile })
+                );
+            } else {
+                match &session {
+                    Some(view) => print_session(view),
+                    None => println!("not signed in"),
+                }
+                if pending > 0 {
+                    println!("pending revocations: {pending} (authctl outbox)");
+                }
+            }
+        }
+        Command::SignUp { email, .. } => {
+            let password = read_password()?;
+            match client.sign_up(&email, &password).await? {
+                SignUpOutcome::SignedIn { session } => print_session(&session),
+                SignUpOutcome::ConfirmationSent { email } => {
+                    println!("check your email: a confirmation was sent to {email}")
+                }
+            }
+        }
+        Command::SignIn {
+            email, anonymous, ..
+        } => {
+            let view = if anonymous {
+                client.sign_in_anonymously().await?
+            } else {
+                let email = email.unwrap_or_default();
+                let password = read_password()?;
+                client.sign_in_with_password(&email, &password).await?
+            };
+            print_session(&view);
+        }
+        Command::Otp {
+            action: OtpAction::Send { email },
+        } => {
+            client.sign_in_with_otp(&email).await?;
+            println!("sent a code and a sign-in link to {email}");
+        }
+        Command::Otp {
+            action: OtpAction::Verify { email, code, kind },
+        } => {
+            let view = client
+                .verify_otp(&email, &OneTimeCode::new(code), &kind)
+                .await?;
+            print_session(&view);
+        }
+        Command::Refresh => {
+            let view = client.refresh().await?;
+            println!(
+                "refreshed; expires at {} ({})",
+                view.expires_at,
+                relative(view.expires_at)
+            );
+        }
+        Command::User => {
+            let user = client.user().await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&user).unwrap_or_default()
+            );
+        }
+        Command::SignOut { scope } => {
+            let scope: SignOutScope = scope.parse()?;
+            let outcome = client.sign_out(scope).await?;
+            let local = if outcome.local_done {
+                "signed out on this device"
+            } else {
+                "this device stays signed in"
+            };
+            let server = if outcome.server_confirmed {
+                "the server confirmed"
+            } else if outcome.queued {
+                "the server could not be reached: the revocation is queued (authctl outbox flush)"
+            } else {
+                "the server did not confirm"
+            };
+            println!("{local} ({}); {server}", scope.as_str());
+        }
+        Command::Outbox { action } => {
+            if matches!(action, Some(OutboxAction::Flush)) {
+                let left = client.flush_outbox().await?;
+                println!("{left} revocation(s) still pending");
+            }
+            for p in client.pending_revocations().await? {
+                println!(
+                    "{}  scope={}  session={}  email={}  attempts={}  last_error={}",
+                    p.id,
+                    p.scope.as_str(),
+                    p.session_id,
+                    p.email,
+                    p.attempts,
+                    p.last_error.unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Command::Watch => {
+            println!(
+                "{}",
+                json!({ "event": "INITIAL_SESSION", "session": client.session() })
+            );
+            let _ = std::io::stdout().flush();
+            loop {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => {
+                            println!("{}", serde_json::to_string(&ev).unwrap_or_default());
+                            let _ = std::io::stdout().flush();
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    },
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            client.shutdown();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUTHCTL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("authctl: {}: {e}", e.code());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

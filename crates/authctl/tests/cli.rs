@@ -1,0 +1,332 @@
+//! `authctl` as a user runs it: real processes, the emulator over HTTP, the session in a
+//! real Secret Service. They need gnome-keyring, so they are `#[ignore]`d in a plain
+//! `cargo test`; `scripts/test` runs them inside `scripts/with-keyring` with `--ignored`.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct-horse-9";
+
+struct Ctl<'a> {
+    emu: &'a EmulatorHandle,
+    profile: String,
+}
+
+impl<'a> Ctl<'a> {
+    fn new(emu: &'a EmulatorHandle) -> Self {
+        Self {
+            emu,
+            profile: format!("test-{}", uuid()),
+        }
+    }
+
+    fn cmd(&self, url: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authctl"));
+        cmd.args([
+            "--url",
+            url,
+            "--anon-key",
+            self.emu.anon_key(),
+            "--profile",
+            &self.profile,
+        ]);
+        cmd
+    }
+
+    fn run_at(&self, url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .cmd(url)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_at(self.emu.url(), args, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "authctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn sign_in(&self, email: &str) {
+        let out = self.ok(
+            &["sign-in", "--email", email, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(out.contains(&format!("signed in as {email}")), "{out}");
+    }
+}
+
+fn uuid() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+async fn emulator(config: Config) -> EmulatorHandle {
+    Emulator::start(config).await.unwrap()
+}
+
+async fn create_user(emu: &EmulatorHandle, email: &str) -> String {
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/admin/users", emu.url()))
+        .bearer_auth(emu.service_role_key())
+        .json(&json!({"email": email, "password": PASSWORD, "email_confirm": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["id"].as_str().unwrap().to_owned()
+}
+
+async fn get(emu: &EmulatorHandle, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", emu.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs blocking process work off the test's runtime (the emulator runs on it).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn sign_in_status_user_refresh_sign_out() {
+    let emu = emulator(Config::for_tests()).await;
+    create_user(&emu, "cli@example.com").await;
+    let ctl = Ctl::new(&emu);
+    ctl.sign_in("cli@example.com");
+    let status = ctl.ok(&["status"], None);
+    assert!(status.contains("signed in as cli@example.com"), "{status}");
+    let json: Value = serde_json::from_str(&ctl.ok(&["status", "--json"], None)).unwrap();
+    assert_eq!(json["signedIn"], true);
+    assert_eq!(json["session"]["user"]["email"], "cli@example.com");
+    assert!(json["session"].get("refreshToken").is_none() && !json.to_string().contains("eyJ"));
+    assert!(ctl.ok(&["user"], None).contains("cli@example.com"));
+    assert!(ctl.ok(&["refresh"], None).starts_with("refreshed"));
+    let out = ctl.ok(&["sign-out", "--scope", "local"], None);
+    assert!(
+        out.contains("signed out on this device") && out.contains("the server confirmed"),
+        "{out}"
+    );
+    assert!(ctl.ok(&["status"], None).contains("not signed in"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
+    let emu = emulator(Config::for_tests()).await;
+    let user_id = create_user(&emu, "offline-cli@example.com").await;
+    let ctl = Ctl::new(&emu);
+    ctl.sign_in("offline-cli@example.com");
+    // Nothing listens on port 9: the server is unreachable.
+    let started = Instant::now();
+    let out = ctl.run_at(
+        "http://127.0.0.1:9",
+        &["sign-out", "--scope", "local"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
+    assert!(ctl.ok(&["status"], None).contains("not signed in"));
+    assert!(ctl.ok(&["outbox"], None).contains("scope=local"));
+    assert_eq!(
+        get(&emu, &format!("/_emulator/sessions?user_id={user_id}"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert!(
+        ctl.ok(&["outbox", "flush"], None)
+            .contains("0 revocation(s) still pending")
+    );
+    assert!(
+        get(&emu, &format!("/_emulator/sessions?user_id={user_id}"))
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn two_processes_on_an_expiring_session_refresh_once() {
+    let emu = emulator(Config {
+        jwt_exp: Duration::from_secs(6),
+        ..Config::for_tests()
+    })
+    .await;
+    create_user(&emu, "pair@example.com").await;
+    let ctl = Ctl::new(&emu);
+    ctl.sign_in("pair@example.com");
+    tokio::time::sleep(Duration::from_millis(5000)).await; // inside the refresh margin, still valid
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/stats", emu.url()))
+        .send()
+        .await
+        .unwrap();
+    let a = ctl
+        .cmd(emu.url())
+        .arg("user")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = ctl
+        .cmd(emu.url())
+        .arg("user")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) =
+        blocking(move || (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())).await;
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let stats = get(&emu, "/_emulator/stats").await;
+    assert_eq!(stats["refresh_token_grants"], 1, "{stats}");
+    assert_eq!(stats["user_requests"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn errors_are_one_line_with_a_code_and_passwords_never_go_in_argv() {
+    let emu = emulator(Config::for_tests()).await;
+    create_user(&emu, "err@example.com").await;
+    let ctl = Ctl::new(&emu);
+    let out = ctl.run(
+        &["sign-in", "--email", "err@example.com", "--password-stdin"],
+        Some("wrong-password\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("authctl: invalid_credentials:"), "{err}");
+    let out = ctl.run(
+        &[
+            "sign-in",
+            "--email",
+            "err@example.com",
+            "--password",
+            PASSWORD,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "there is no --password flag");
+    let out = ctl.run(&["sign-out", "--scope", "everywhere"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_input"));
+    // No Secret Service: a clear error, never a plaintext fallback.
+    let out = ctl
+        .cmd(emu.url())
+        .arg("status")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keyring_unavailable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn profiles_otp_anonymous_and_watch() {
+    let emu = emulator(Config::for_tests()).await;
+    create_user(&emu, "otp-cli@example.com").await;
+    let a = Ctl::new(&emu);
+    let b = Ctl::new(&emu);
+    assert!(
+        a.ok(&["otp", "send", "--email", "otp-cli@example.com"], None)
+            .contains("sent")
+    );
+    let mails = get(&emu, "/_emulator/mail?to=otp-cli@example.com").await;
+    let code = mails[0]["otp"].as_str().unwrap().to_owned();
+    assert!(
+        a.ok(
+            &[
+                "otp",
+                "verify",
+                "--email",
+                "otp-cli@example.com",
+                "--code",
+                &code
+            ],
+            None
+        )
+        .contains("otp-cli@example.com")
+    );
+    assert!(
+        b.ok(&["status"], None).contains("not signed in"),
+        "profiles are separate"
+    );
+    assert!(
+        b.ok(&["sign-in", "--anonymous"], None)
+            .contains("anonymous")
+    );
+
+    let mut watch = a
+        .cmd(emu.url())
+        .arg("watch")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let first = blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await;
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["event"], "INITIAL_SESSION");
+    assert_eq!(first["session"]["user"]["email"], "otp-cli@example.com");
+}

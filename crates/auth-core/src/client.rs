@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::api::{
     GoTrueApi, MfaEnrollment, SignOutScope, SignUpResponse, TokenResponse, User, UserUpdate,
@@ -293,7 +293,9 @@ struct Inner {
     epoch: AtomicU64,
     retry: Mutex<Retry>,
     used_links: Mutex<HashSet<String>>,
-    wake: Arc<Notify>,
+    /// Bumped whenever something changes that affects the schedule; the background task
+    /// wakes on a change it has not seen.
+    wake: watch::Sender<u64>,
     stopped: Arc<AtomicBool>,
     lock: Option<ProcessLock>,
     outbox_lock: Option<ProcessLock>,
@@ -301,10 +303,16 @@ struct Inner {
     scheduler_started: AtomicBool,
 }
 
+impl Inner {
+    fn reschedule(&self) {
+        self.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stopped.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+        self.reschedule();
     }
 }
 
@@ -375,7 +383,7 @@ impl AuthClient {
                 epoch: AtomicU64::new(0),
                 retry: Mutex::new(Retry::default()),
                 used_links: Mutex::new(HashSet::new()),
-                wake: Arc::new(Notify::new()),
+                wake: watch::channel(0).0,
                 stopped: Arc::new(AtomicBool::new(false)),
                 lock,
                 outbox_lock,
@@ -448,13 +456,13 @@ impl AuthClient {
     /// Stops the background task (also done when the last clone is dropped).
     pub fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_one();
+        self.inner.reschedule();
     }
 
     /// Wakes the background task to re-check everything now (after resume from sleep,
     /// a network change, or when the app regains focus).
     pub fn nudge(&self) {
-        self.inner.wake.notify_one();
+        self.inner.reschedule();
     }
 
     // --------------------------------------------------------------------------- events
@@ -487,7 +495,7 @@ impl AuthClient {
 
     fn set_session(&self, session: Option<Session>) {
         self.inner.state.send_modify(|s| s.session = session);
-        self.inner.wake.notify_one();
+        self.inner.reschedule();
     }
 
     fn current(&self) -> Option<Session> {
@@ -720,7 +728,7 @@ impl AuthClient {
             next_retry_at: unix_ms(next_at),
             code: e.code().to_owned(),
         });
-        inner.wake.notify_one();
+        inner.reschedule();
     }
 
     /// Asks the server whether the session is still alive (`GET /user`). A definitive
@@ -1204,7 +1212,7 @@ impl AuthClient {
 
     async fn push_outbox(&self, entry: OutboxEntry) -> Result<(), StoreError> {
         self.edit_outbox(|entries| entries.push(entry)).await?;
-        self.inner.wake.notify_one();
+        self.inner.reschedule();
         Ok(())
     }
 
@@ -1419,7 +1427,7 @@ impl AuthClient {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
-        let wake = self.inner.wake.clone();
+        let wake = self.inner.wake.subscribe();
         let stopped = self.inner.stopped.clone();
         let clock = self.inner.clock.clone();
         tokio::spawn(scheduler(weak, wake, stopped, clock));
@@ -1459,7 +1467,7 @@ impl AuthClient {
 
 async fn scheduler(
     weak: Weak<Inner>,
-    wake: Arc<Notify>,
+    mut wake: watch::Receiver<u64>,
     stopped: Arc<AtomicBool>,
     clock: Arc<dyn Clock>,
 ) {
@@ -1474,6 +1482,8 @@ async fn scheduler(
             let client = AuthClient { inner };
             client.run_due(first).await;
             first = false;
+            // Changes made by the work just done are already accounted for below.
+            wake.borrow_and_update();
             if let Some(every) = client.inner.cfg.validate_interval {
                 let now = clock.now();
                 match validate_next {
@@ -1495,10 +1505,14 @@ async fn scheduler(
             Some(at) => {
                 tokio::select! {
                     _ = clock.sleep_until(at) => {}
-                    _ = wake.notified() => {}
+                    changed = wake.changed() => if changed.is_err() { return },
                 }
             }
-            None => wake.notified().await,
+            None => {
+                if wake.changed().await.is_err() {
+                    return;
+                }
+            }
         }
         if let Some(inner) = weak.upgrade() {
             inner.metrics.wakeups.fetch_add(1, Ordering::SeqCst);

@@ -831,3 +831,24 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_optional_validation_interval_notices_a_revocation() {
+    let env = Env::start().await;
+    env.create_user("interval@example.com").await;
+    let mut cfg = env.config();
+    cfg.validate_interval = Some(Duration::from_secs(60));
+    let mut a = env.device_with(Arc::new(MemoryStore::new()), cfg).await;
+    let mut b = env.device().await;
+    a.sign_in("interval@example.com").await;
+    b.sign_in("interval@example.com").await;
+    b.client.sign_out(SignOutScope::Global).await.unwrap();
+    settle().await;
+    assert!(
+        a.client.session().is_some(),
+        "not known before the next validation"
+    );
+    a.advance(61);
+    let out = a.events.expect(AuthEvent::SignedOut).await;
+    assert_eq!(out.reason, Some(SignOutReason::Revoked));
+}

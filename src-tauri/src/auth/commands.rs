@@ -1,0 +1,242 @@
+//! The commands the UI calls (names and payloads are the contract in DESIGN.md). Each is
+//! a thin adapter: arguments in, one engine call, a serializable result or `CommandError`.
+
+use auth_core::{
+    MfaEnrollment, OneTimeCode, Password, SessionView, SignOutOutcome, SignOutScope, SignUpOutcome,
+    User, UserUpdate,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tauri::{AppHandle, Manager, Runtime, State};
+
+use super::error::CommandError;
+use super::{AuthState, BackendInfo, Preferences};
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+#[tauri::command]
+pub async fn auth_state(state: State<'_, AuthState>) -> Result<Option<SessionView>> {
+    state.ready().await;
+    Ok(state.client.session())
+}
+
+/// Which server the app talks to (and the demo account when it is the embedded emulator).
+#[tauri::command]
+pub async fn auth_backend(state: State<'_, AuthState>) -> Result<BackendInfo> {
+    Ok(state.backend.clone())
+}
+
+#[tauri::command]
+pub async fn auth_sign_up<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    email: String,
+    password: String,
+) -> Result<SignUpOutcome> {
+    state.ready().await;
+    let outcome = state
+        .client
+        .sign_up(&email, &Password::new(password))
+        .await?;
+    super::remember_email(&app, &email);
+    Ok(outcome)
+}
+
+#[tauri::command]
+pub async fn auth_sign_in_with_password<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    email: String,
+    password: String,
+) -> Result<SessionView> {
+    state.ready().await;
+    let view = state
+        .client
+        .sign_in_with_password(&email, &Password::new(password))
+        .await?;
+    super::remember_email(&app, &email);
+    Ok(view)
+}
+
+#[tauri::command]
+pub async fn auth_sign_in_anonymously(state: State<'_, AuthState>) -> Result<SessionView> {
+    state.ready().await;
+    Ok(state.client.sign_in_anonymously().await?)
+}
+
+/// Sends a magic link (PKCE; it comes back as a deep link) and a 6-digit code.
+#[tauri::command]
+pub async fn auth_sign_in_with_otp<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    email: String,
+) -> Result<()> {
+    state.ready().await;
+    state.client.sign_in_with_otp(&email).await?;
+    super::remember_email(&app, &email);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn auth_verify_otp(
+    state: State<'_, AuthState>,
+    email: String,
+    token: String,
+    r#type: Option<String>,
+) -> Result<SessionView> {
+    state.ready().await;
+    let kind = r#type.unwrap_or_else(|| "email".into());
+    Ok(state
+        .client
+        .verify_otp(&email, &OneTimeCode::new(token), &kind)
+        .await?)
+}
+
+/// Opens the provider's sign-in page in the system browser; the result comes back as a
+/// `tessera://auth/callback` deep link.
+#[tauri::command]
+pub async fn auth_sign_in_with_oauth<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    provider: String,
+) -> Result<()> {
+    state.ready().await;
+    let url = state.client.sign_in_with_oauth(&provider, None).await?;
+    super::open_in_browser(&app, &url)
+}
+
+#[tauri::command]
+pub async fn auth_sign_out(
+    state: State<'_, AuthState>,
+    scope: Option<String>,
+) -> Result<SignOutOutcome> {
+    state.ready().await;
+    let scope: SignOutScope = scope.as_deref().unwrap_or("global").parse()?;
+    Ok(state.client.sign_out(scope).await?)
+}
+
+#[tauri::command]
+pub async fn auth_refresh(state: State<'_, AuthState>) -> Result<SessionView> {
+    state.ready().await;
+    Ok(state.client.refresh().await?)
+}
+
+#[tauri::command]
+pub async fn auth_user(state: State<'_, AuthState>) -> Result<User> {
+    state.ready().await;
+    Ok(state.client.user().await?)
+}
+
+#[tauri::command]
+pub async fn auth_update_user(
+    state: State<'_, AuthState>,
+    email: Option<String>,
+    password: Option<String>,
+    data: Option<Value>,
+) -> Result<User> {
+    state.ready().await;
+    let update = UserUpdate {
+        email: email.filter(|e| !e.is_empty()),
+        password: password.filter(|p| !p.is_empty()).map(Password::new),
+        data,
+    };
+    if update.email.is_none() && update.password.is_none() && update.data.is_none() {
+        return Err(CommandError::new("invalid_input", "Nothing to update."));
+    }
+    Ok(state.client.update_user(update).await?)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Factors {
+    pub all: Vec<auth_core::api::Factor>,
+    /// Verified TOTP factors: when there is one, sign-in asks for a code.
+    pub totp: Vec<auth_core::api::Factor>,
+}
+
+#[tauri::command]
+pub async fn auth_mfa_factors(state: State<'_, AuthState>) -> Result<Factors> {
+    state.ready().await;
+    let user = state.client.user().await?;
+    let totp = user
+        .factors
+        .iter()
+        .filter(|f| f.factor_type == "totp" && f.status == "verified")
+        .cloned()
+        .collect();
+    Ok(Factors {
+        all: user.factors,
+        totp,
+    })
+}
+
+#[tauri::command]
+pub async fn auth_mfa_enroll(
+    state: State<'_, AuthState>,
+    friendly_name: Option<String>,
+) -> Result<MfaEnrollment> {
+    state.ready().await;
+    Ok(state
+        .client
+        .mfa_enroll(friendly_name.as_deref().filter(|n| !n.is_empty()))
+        .await?)
+}
+
+#[tauri::command]
+pub async fn auth_mfa_verify(
+    state: State<'_, AuthState>,
+    factor_id: String,
+    code: String,
+) -> Result<SessionView> {
+    state.ready().await;
+    Ok(state
+        .client
+        .mfa_verify(&factor_id, &OneTimeCode::new(code.trim()))
+        .await?)
+}
+
+#[tauri::command]
+pub async fn auth_mfa_unenroll(state: State<'_, AuthState>, factor_id: String) -> Result<()> {
+    state.ready().await;
+    Ok(state.client.mfa_unenroll(&factor_id).await?)
+}
+
+#[tauri::command]
+pub async fn auth_preferences<R: Runtime>(app: AppHandle<R>) -> Result<Preferences> {
+    Ok(super::load_preferences(&app))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesUpdate {
+    pub idle_sign_out_minutes: Option<u32>,
+}
+
+#[tauri::command]
+pub async fn auth_set_preferences<R: Runtime>(
+    app: AppHandle<R>,
+    preferences: PreferencesUpdate,
+) -> Result<Preferences> {
+    let minutes = preferences.idle_sign_out_minutes.filter(|m| *m > 0);
+    if minutes.is_some_and(|m| m > 24 * 60) {
+        return Err(CommandError::new(
+            "invalid_input",
+            "Idle sign-out must be at most 24 hours.",
+        ));
+    }
+    super::save_preference(&app, "idleSignOutMinutes", serde_json::json!(minutes));
+    Ok(super::load_preferences(&app))
+}
+
+/// Opens another window on the same session (every window gets every event).
+#[tauri::command]
+pub async fn auth_open_window<R: Runtime>(app: AppHandle<R>) -> Result<String> {
+    let n = app.webview_windows().len() + 1;
+    let label = format!("window-{n}-{}", std::process::id());
+    tauri::WebviewWindowBuilder::new(&app, &label, tauri::WebviewUrl::App("index.html".into()))
+        .title("Tessera")
+        .inner_size(720.0, 640.0)
+        .build()
+        .map_err(|e| CommandError::new("window_error", e.to_string()))?;
+    Ok(label)
+}

@@ -1,0 +1,230 @@
+//! The commands through real IPC on Tauri's mock runtime (no display, no keyring): the
+//! exact success and error JSON of each command, and the events the UI receives, in order.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use auth_core::{AuthClient, AuthConfig, MemoryStore};
+use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use serde_json::{Value, json};
+use tauri::Listener;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+};
+use tauri::webview::InvokeRequest;
+use tessera_lib::auth::{BackendInfo, STATE_EVENT};
+
+struct App {
+    _app: tauri::App<MockRuntime>,
+    window: tauri::WebviewWindow<MockRuntime>,
+    events: Arc<Mutex<Vec<Value>>>,
+    emu: EmulatorHandle,
+}
+
+async fn app() -> App {
+    let emu = Emulator::start(Config::for_tests()).await.unwrap();
+    let client = AuthClient::new(
+        AuthConfig::new(emu.url(), emu.anon_key()),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let app = tessera_lib::with_commands(mock_builder())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    app.listen_any(STATE_EVENT, move |event| {
+        sink.lock()
+            .unwrap()
+            .push(serde_json::from_str::<Value>(event.payload()).unwrap());
+    });
+    let backend = BackendInfo {
+        url: emu.url().to_owned(),
+        embedded: false,
+        demo_email: None,
+        demo_password: None,
+    };
+    tessera_lib::auth::install(app.handle(), client, backend, None);
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    App {
+        _app: app,
+        window,
+        events,
+        emu,
+    }
+}
+
+impl App {
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        let request = InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(&self.window, request).map(|r| r.deserialize::<Value>().unwrap())
+    }
+
+    async fn call(&self, cmd: &'static str, args: Value) -> Result<Value, Value> {
+        let window = self.window.clone();
+        tokio::task::spawn_blocking(move || {
+            let request = InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            };
+            get_ipc_response(&window, request).map(|r| r.deserialize::<Value>().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+
+    fn event_names(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn create_user(&self, email: &str) {
+        reqwest::Client::new()
+            .post(format!("{}/admin/users", self.emu.url()))
+            .bearer_auth(self.emu.service_role_key())
+            .json(&json!({"email": email, "password": "correct-horse-9", "email_confirm": true}))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_state_and_sign_out_through_ipc() {
+    let app = app().await;
+    app.create_user("ipc@example.com").await;
+    assert_eq!(app.call("auth_state", json!({})).await, Ok(Value::Null));
+
+    let view = app
+        .call(
+            "auth_sign_in_with_password",
+            json!({"email": "ipc@example.com", "password": "correct-horse-9"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(view["user"]["email"], "ipc@example.com");
+    assert_eq!(view["user"]["isAnonymous"], false);
+    assert_eq!(view["aal"], "aal1");
+    for key in ["sessionId", "expiresAt", "clockSkewSecs"] {
+        assert!(view.get(key).is_some(), "{key} in {view}");
+    }
+    assert!(view.get("accessToken").is_none() && view.get("refreshToken").is_none());
+    assert!(
+        !view.to_string().contains("eyJ"),
+        "no JWT in the view: {view}"
+    );
+    assert_eq!(app.call("auth_state", json!({})).await.unwrap(), view);
+
+    let outcome = app
+        .call("auth_sign_out", json!({"scope": "local"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        json!({"scope": "local", "localDone": true, "serverConfirmed": true, "queued": false})
+    );
+    settle().await;
+    assert_eq!(
+        app.event_names(),
+        ["INITIAL_SESSION", "SIGNED_IN", "SIGNED_OUT"]
+    );
+    let last = app.events.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last["reason"], "user");
+    assert_eq!(last["session"], Value::Null);
+    assert!(last["at"].as_i64().unwrap() > 1_700_000_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_have_a_stable_code_and_a_message() {
+    let app = app().await;
+    let err = app
+        .call(
+            "auth_sign_in_with_password",
+            json!({"email": "nobody@example.com", "password": "whatever-1"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        json!({"code": "invalid_credentials", "message": "Invalid login credentials"})
+    );
+    let err = app
+        .call("auth_sign_out", json!({"scope": "everywhere"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], "invalid_input");
+    let err = app.call("auth_refresh", json!({})).await.unwrap_err();
+    assert_eq!(
+        err,
+        json!({"code": "not_signed_in", "message": "not signed in"})
+    );
+    let err = app.call("auth_update_user", json!({})).await.unwrap_err();
+    assert_eq!(err["code"], "invalid_input");
+    // Missing arguments are refused by the IPC layer before any engine call.
+    assert!(
+        app.invoke(
+            "auth_sign_in_with_password",
+            json!({"email": "x@example.com"})
+        )
+        .is_err()
+    );
+    settle().await;
+    assert!(app.event_names().contains(&"AUTH_ERROR".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_up_anonymous_user_and_backend() {
+    let app = app().await;
+    let out = app
+        .call(
+            "auth_sign_up",
+            json!({"email": "new-ipc@example.com", "password": "correct-horse-9"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "signedIn");
+    assert_eq!(out["session"]["user"]["email"], "new-ipc@example.com");
+    let user = app.call("auth_user", json!({})).await.unwrap();
+    assert_eq!(user["email"], "new-ipc@example.com");
+    let updated = app
+        .call("auth_update_user", json!({"data": {"theme": "dark"}}))
+        .await
+        .unwrap();
+    assert_eq!(updated["userMetadata"]["theme"], "dark");
+    let backend = app.call("auth_backend", json!({})).await.unwrap();
+    assert_eq!(backend["embedded"], false);
+    let anon = app
+        .call("auth_sign_in_anonymously", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(anon["user"]["isAnonymous"], true);
+    settle().await;
+    assert_eq!(
+        app.event_names(),
+        ["INITIAL_SESSION", "SIGNED_IN", "USER_UPDATED", "SIGNED_IN"]
+    );
+}

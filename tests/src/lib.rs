@@ -1,0 +1,368 @@
+//! The end-to-end harness: the real `tessera` app in a WebKit window (under Xvfb), driven
+//! through WebDriver (`tauri-driver` → `WebKitWebDriver`), with its session in a real
+//! Secret Service, against an in-process GoTrue emulator. Run by `scripts/e2e` (inside
+//! `xvfb-run` and `scripts/with-keyring`).
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct-horse-9";
+
+/// `target/debug` of this workspace.
+pub fn bin_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"))
+        .join("debug")
+}
+
+fn tauri_driver() -> PathBuf {
+    std::env::var_os("TAURI_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .join("target/tools/bin/tauri-driver")
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[allow(missing_debug_implementations)]
+pub struct Harness {
+    pub emu: EmulatorHandle,
+    pub http: reqwest::Client,
+    pub profile: String,
+    driver: Child,
+    port: u16,
+    pub log: PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // A test that failed may leave its app running; the next test's app would then hand
+        // over to it (single instance) and exit.
+        let app = bin_dir().join("tessera");
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(app.as_os_str())
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with(Config::for_tests()).await
+    }
+
+    pub async fn with(config: Config) -> Self {
+        let emu = Emulator::start(config).await.unwrap();
+        let profile = format!(
+            "e2e-{}",
+            std::process::id() as u128 * 1000 + (Instant::now().elapsed().as_nanos() % 1000)
+        );
+        let profile = format!("{profile}-{}", free_port());
+        let port = free_port();
+        let native = free_port();
+        let log = std::env::temp_dir().join(format!("tessera-{profile}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let driver = Command::new(tauri_driver())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("TESSERA_AUTH_URL", emu.url())
+            .env("TESSERA_ANON_KEY", emu.anon_key())
+            .env("TESSERA_PROFILE", &profile)
+            .env("TESSERA_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("tauri-driver (scripts/e2e installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tauri-driver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            emu,
+            http,
+            profile,
+            driver,
+            port,
+            log,
+        }
+    }
+
+    /// Starts the app in a new WebDriver session and waits until it shows its state.
+    pub async fn open_app(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("wry"));
+        caps.insert(
+            "tauri:options".into(),
+            json!({ "application": bin_dir().join("tessera").to_string_lossy(), "args": [] }),
+        );
+        let client = tokio::time::timeout(
+            Duration::from_secs(45),
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{}", self.port)),
+        )
+        .await
+        .expect("WebDriver session within 45 s")
+        .expect("WebDriver session");
+        wait_status(&client, |s| s != "Loading…").await;
+        client
+    }
+
+    /// Another `tessera` process with the same environment (a deep link handed to the
+    /// running instance). Returns its exit status.
+    pub fn second_instance(&self, url: &str) -> Output {
+        Command::new(bin_dir().join("tessera"))
+            .arg(url)
+            .env("TESSERA_AUTH_URL", self.emu.url())
+            .env("TESSERA_ANON_KEY", self.emu.anon_key())
+            .env("TESSERA_PROFILE", &self.profile)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `authctl` against the emulator with its own profile (another device).
+    pub fn authctl(&self, profile: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin_dir().join("authctl"))
+            .args([
+                "--url",
+                self.emu.url(),
+                "--anon-key",
+                self.emu.anon_key(),
+                "--profile",
+                profile,
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    pub async fn create_user(&self, email: &str) -> String {
+        let v: Value = self
+            .http
+            .post(format!("{}/admin/users", self.emu.url()))
+            .bearer_auth(self.emu.service_role_key())
+            .json(&json!({"email": email, "password": PASSWORD, "email_confirm": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn sessions(&self, user_id: &str) -> Vec<Value> {
+        self.get(&format!("/_emulator/sessions?user_id={user_id}"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.emu.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        self.http
+            .post(format!("{}/_emulator/faults", self.emu.url()))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_emulator/faults", self.emu.url()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn text(client: &Client, id: &str) -> String {
+    match client.find(Locator::Id(id)).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits (10 s at most) until `#auth-status` satisfies `ok`; returns the text.
+pub async fn wait_status(client: &Client, ok: impl Fn(&str) -> bool) -> String {
+    wait_text(client, "auth-status", ok).await
+}
+
+pub async fn wait_text(client: &Client, id: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = text(client, id).await;
+        if ok(&t) {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "#{id} stayed {t:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn fill(client: &Client, id: &str, value: &str) {
+    let el = client.wait().for_element(Locator::Id(id)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+pub async fn click(client: &Client, id: &str) {
+    client
+        .wait()
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+pub async fn sign_in(client: &Client, email: &str) {
+    fill(client, "email", email).await;
+    fill(client, "password", PASSWORD).await;
+    click(client, "sign-in").await;
+    wait_status(client, |s| s == format!("Signed in as {email}")).await;
+}
+
+/// Moves the keyboard focus between the app's windows the way a window manager would, so
+/// that each gets a real focus-in (there is no window manager under Xvfb).
+pub fn focus_app_windows() {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", "^Tessera$"])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    for id in ids.iter().chain(ids.iter()) {
+        let _ = Command::new("xdotool")
+            .args(["windowfocus", "--sync", id])
+            .output();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// Every secret the keyring holds for Tessera, from the Secret Service itself.
+pub fn tokens_in_keyring() -> Vec<String> {
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "--unlock", "service", "tessera"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut tokens = Vec::new();
+    for line in text.lines() {
+        let Some(secret) = line.strip_prefix("secret = ") else {
+            continue;
+        };
+        let json = secret.trim_start_matches('V');
+        if let Ok(v) = serde_json::from_str::<Value>(json) {
+            collect_tokens(&v, &mut tokens);
+        }
+    }
+    tokens
+}
+
+fn collect_tokens(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if matches!(k.as_str(), "access_token" | "refresh_token" | "verifier")
+                    && let Some(s) = v.as_str().filter(|s| s.len() >= 12)
+                {
+                    out.push(s.to_owned());
+                }
+                collect_tokens(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_tokens(i, out)),
+        _ => {}
+    }
+}
+
+/// Files under `root` (skipping the keyring's own encrypted store) that contain any of
+/// `secrets`.
+pub fn files_containing(root: &Path, secrets: &[String]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.ends_with("keyrings") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes);
+                if secrets.iter().any(|s| text.contains(s.as_str())) {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}

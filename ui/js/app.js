@@ -1,0 +1,315 @@
+// Tessera's UI: shows the session and drives it through ./auth.js.
+import * as auth from './auth.js';
+
+const $ = (id) => document.getElementById(id);
+let session = null;
+let pendingMfa = null; // factor id while the second sign-in step is open
+let enrolling = null; // factor id while setting up an authenticator
+let idleMinutes = 0;
+let idleTimer = null;
+let countdown = null;
+
+function show(id, text) {
+  const el = $(id);
+  el.textContent = text || '';
+  el.hidden = !text;
+}
+const error = (e) => show('error', e ? (e.message || String(e)) : '');
+const message = (text) => show('message', text);
+
+function log(change) {
+  const li = document.createElement('li');
+  const time = new Date(change.at || Date.now()).toLocaleTimeString();
+  let text = `${time} ${change.event}`;
+  if (change.reason) text += ` (${change.reason})`;
+  if (change.error) text += `: ${change.error.code}`;
+  if (change.connectivity) text += `: ${change.connectivity.state}`;
+  li.textContent = text;
+  $('event-log').prepend(li);
+}
+
+async function busy(button, work) {
+  error(null);
+  const buttons = document.querySelectorAll('button');
+  buttons.forEach((b) => (b.disabled = true));
+  const label = button?.textContent;
+  if (button) button.textContent = 'Working…';
+  try {
+    return await work();
+  } catch (e) {
+    error(e);
+    return undefined;
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+    if (button) button.textContent = label;
+  }
+}
+
+function renderExpiry() {
+  if (!session) return;
+  const left = session.expiresAt - Math.floor(Date.now() / 1000);
+  $('expiry').textContent =
+    left > 0 ? `valid for ${Math.floor(left / 60)} min ${String(left % 60).padStart(2, '0')} s` : 'expired — refreshing when online';
+}
+
+function render() {
+  const signedIn = !!session && !pendingMfa;
+  $('signed-out').hidden = !!session;
+  $('mfa-step').hidden = !pendingMfa;
+  $('signed-in').hidden = !signedIn;
+  if (!session) {
+    $('auth-status').textContent = 'Signed out';
+    clearInterval(countdown);
+    return;
+  }
+  const name = session.user.isAnonymous ? 'an anonymous user' : session.user.email;
+  $('auth-status').textContent = `Signed in as ${name}`;
+  $('who').textContent = session.user.isAnonymous ? 'Signed in anonymously' : session.user.email;
+  $('user-id').textContent = session.user.id;
+  $('session-id').textContent = session.sessionId;
+  $('aal').textContent = session.aal === 'aal2' ? 'two-factor (aal2)' : 'one factor (aal1)';
+  renderExpiry();
+  clearInterval(countdown);
+  countdown = setInterval(renderExpiry, 1000);
+}
+
+function renderConnectivity(c) {
+  const badge = $('connectivity');
+  if (!c || c.state === 'online') {
+    badge.hidden = true;
+    return;
+  }
+  badge.hidden = false;
+  badge.textContent = `Offline — retrying (attempt ${c.attempt})`;
+}
+
+async function afterSignIn(view) {
+  session = view;
+  show('notice', null);
+  // A second factor is needed when the account has one and this session is aal1.
+  if (view && view.aal === 'aal1' && !view.user.isAnonymous) {
+    try {
+      const factors = await auth.mfaFactors();
+      pendingMfa = factors.totp.length ? factors.totp[0].id : null;
+    } catch {
+      pendingMfa = null;
+    }
+  }
+  render();
+  await renderFactors();
+  if (pendingMfa) $('mfa-code').focus();
+}
+
+async function renderFactors() {
+  if (!session || session.user.isAnonymous) return;
+  try {
+    const factors = await auth.mfaFactors();
+    const on = factors.totp.length > 0;
+    $('mfa-on').hidden = !on;
+    $('mfa-none').hidden = on || !!enrolling;
+    $('mfa-remove').dataset.factor = on ? factors.totp[0].id : '';
+  } catch {
+    /* shown when the user acts */
+  }
+}
+
+function onChange(change) {
+  log(change);
+  if (change.event === 'CONNECTIVITY') {
+    renderConnectivity(change.connectivity);
+    return;
+  }
+  if (change.event === 'AUTH_ERROR') {
+    error(change.error ? `${change.error.message}` : 'Something went wrong.');
+    return;
+  }
+  if (change.event === 'SIGNED_OUT') {
+    session = null;
+    pendingMfa = null;
+    enrolling = null;
+    renderConnectivity(null);
+    const reasons = {
+      revoked: 'You were signed out on another device.',
+      expired: 'Your session expired. Please sign in again.',
+      refresh_failed: 'Your session could not be renewed. Please sign in again.',
+    };
+    show('notice', reasons[change.reason] || null);
+    render();
+    return;
+  }
+  if (change.event === 'PASSWORD_RECOVERY') message('Signed in to reset your password: choose a new one below.');
+  const before = session;
+  session = change.session;
+  if (change.event === 'SIGNED_IN' && (!before || before.sessionId !== session?.sessionId)) {
+    afterSignIn(change.session);
+    return;
+  }
+  if (change.event === 'MFA_CHALLENGE_VERIFIED') pendingMfa = null;
+  render();
+}
+
+function resetIdleTimer() {
+  clearTimeout(idleTimer);
+  if (!idleMinutes || !session) return;
+  idleTimer = setTimeout(async () => {
+    if (session) {
+      await auth.signOut('local').catch(() => {});
+      show('notice', `Signed out after ${idleMinutes} minutes without activity.`);
+    }
+  }, idleMinutes * 60 * 1000);
+}
+
+function wire() {
+  $('password-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('sign-in'), async () => {
+      const view = await auth.signInWithPassword($('email').value, $('password').value);
+      $('password').value = '';
+      await afterSignIn(view);
+    });
+  });
+  $('sign-up').addEventListener('click', () =>
+    busy($('sign-up'), async () => {
+      const outcome = await auth.signUp($('email').value, $('password').value);
+      $('password').value = '';
+      if (outcome.status === 'signedIn') await afterSignIn(outcome.session);
+      else message(`Check your email: we sent a confirmation link to ${outcome.email}.`);
+    }),
+  );
+  $('send-code').addEventListener('click', () =>
+    busy($('send-code'), async () => {
+      await auth.signInWithOtp($('email').value);
+      $('code-form').hidden = false;
+      message('We emailed you a sign-in link and a 6-digit code.');
+      $('otp-code').focus();
+    }),
+  );
+  $('code-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('verify-code'), async () => {
+      const view = await auth.verifyOtp($('email').value, $('otp-code').value.trim());
+      $('otp-code').value = '';
+      $('code-form').hidden = true;
+      message(null);
+      await afterSignIn(view);
+    });
+  });
+  for (const id of ['oauth-github', 'oauth-google']) {
+    $(id).addEventListener('click', (ev) =>
+      busy(ev.currentTarget, async () => {
+        await auth.signInWithOAuth(ev.currentTarget.dataset.provider);
+        message('Finish signing in in your browser; you will be brought back here.');
+      }),
+    );
+  }
+  $('anonymous').addEventListener('click', () =>
+    busy($('anonymous'), async () => afterSignIn(await auth.signInAnonymously())),
+  );
+  $('mfa-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('mfa-verify'), async () => {
+      const view = await auth.mfaVerify(pendingMfa, $('mfa-code').value.trim());
+      $('mfa-code').value = '';
+      pendingMfa = null;
+      session = view;
+      render();
+    });
+  });
+  $('mfa-cancel').addEventListener('click', () => busy($('mfa-cancel'), () => auth.signOut('local')));
+  for (const scope of ['local', 'global', 'others']) {
+    const button = $(`sign-out-${scope}`);
+    button.addEventListener('click', () =>
+      busy(button, async () => {
+        show('sign-out-status', null);
+        try {
+          const outcome = await auth.signOut(scope);
+          if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
+          else if (!outcome.serverConfirmed)
+            message('Signed out on this device. The server could not be reached; it will be told when it can.');
+          else message('Signed out.');
+        } catch (e) {
+          if (scope === 'others') show('sign-out-status', null);
+          throw e;
+        }
+      }),
+    );
+  }
+  $('refresh').addEventListener('click', () =>
+    busy($('refresh'), async () => {
+      session = await auth.refresh();
+      render();
+    }),
+  );
+  $('new-window').addEventListener('click', () => busy($('new-window'), () => auth.openWindow()));
+  $('password-change').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('change-password'), async () => {
+      await auth.updateUser({ password: $('new-password').value });
+      $('new-password').value = '';
+      message('Password changed. Your other devices were signed out.');
+    });
+  });
+  $('mfa-enroll').addEventListener('click', () =>
+    busy($('mfa-enroll'), async () => {
+      const e = await auth.mfaEnroll('Authenticator app');
+      enrolling = e.factorId;
+      $('mfa-qr').src = `data:image/svg+xml;utf8,${encodeURIComponent(e.qrCodeSvg)}`;
+      $('mfa-secret').textContent = e.secret;
+      $('mfa-uri').textContent = e.uri;
+      $('mfa-enrolling').hidden = false;
+      $('mfa-none').hidden = true;
+    }),
+  );
+  $('mfa-enroll-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('mfa-enroll-verify'), async () => {
+      session = await auth.mfaVerify(enrolling, $('mfa-enroll-code').value.trim());
+      enrolling = null;
+      $('mfa-enrolling').hidden = true;
+      $('mfa-enroll-code').value = '';
+      render();
+      await renderFactors();
+      message('Two-factor sign-in is on. Your other one-factor sessions were signed out.');
+    });
+  });
+  $('mfa-remove').addEventListener('click', () =>
+    busy($('mfa-remove'), async () => {
+      await auth.mfaUnenroll($('mfa-remove').dataset.factor);
+      await renderFactors();
+      message('Two-factor sign-in is off.');
+    }),
+  );
+  $('prefs-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('save-prefs'), async () => {
+      const prefs = await auth.setPreferences({ idleSignOutMinutes: Number($('idle-minutes').value) || 0 });
+      idleMinutes = prefs.idleSignOutMinutes || 0;
+      resetIdleTimer();
+      message('Preferences saved.');
+    });
+  });
+  for (const ev of ['mousemove', 'keydown', 'mousedown', 'touchstart']) {
+    window.addEventListener(ev, resetIdleTimer, { passive: true });
+  }
+}
+
+async function main() {
+  wire();
+  await auth.onAuthStateChange(onChange);
+  const [backend, prefs] = await Promise.all([auth.backend(), auth.preferences()]);
+  if (backend.embedded) {
+    show('backend', `Offline demo server (built-in emulator). Demo account: ${backend.demoEmail} / ${backend.demoPassword}`);
+    if (!prefs.lastEmail) $('email').value = backend.demoEmail;
+  } else {
+    show('backend', `Server: ${backend.url}`);
+  }
+  if (prefs.lastEmail) $('email').value = prefs.lastEmail;
+  idleMinutes = prefs.idleSignOutMinutes || 0;
+  $('idle-minutes').value = idleMinutes;
+  session = await auth.state();
+  if (session) await afterSignIn(session);
+  else render();
+  resetIdleTimer();
+}
+
+main().catch(error);

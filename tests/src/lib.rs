@@ -123,11 +123,16 @@ impl Harness {
 
     /// Starts the app in a new WebDriver session and waits until it shows its state.
     pub async fn open_app(&self) -> Client {
+        self.open_app_with(&[]).await
+    }
+
+    /// Starts the app with command-line arguments (a deep link on a cold start).
+    pub async fn open_app_with(&self, args: &[&str]) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
         caps.insert(
             "tauri:options".into(),
-            json!({ "application": bin_dir().join("tessera").to_string_lossy(), "args": [] }),
+            json!({ "application": bin_dir().join("tessera").to_string_lossy(), "args": args }),
         );
         let client = tokio::time::timeout(
             Duration::from_secs(45),
@@ -236,6 +241,36 @@ impl Harness {
     }
 }
 
+/// Saves a screenshot of the window as `target/screenshots/<name>.png`.
+pub async fn screenshot(client: &Client, name: &str) {
+    let dir = bin_dir().parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// The current TOTP code for a base32 secret.
+pub fn totp_now(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        "e2e".into(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now)
+}
+
 pub async fn text(client: &Client, id: &str) -> String {
     match client.find(Locator::Id(id)).await {
         Ok(el) => el.text().await.unwrap_or_default(),
@@ -262,6 +297,13 @@ pub async fn wait_text(client: &Client, id: &str, ok: impl Fn(&str) -> bool) -> 
 
 pub async fn fill(client: &Client, id: &str, value: &str) {
     let el = client.wait().for_element(Locator::Id(id)).await.unwrap();
+    client
+        .execute(
+            "arguments[0].scrollIntoView({block: 'center'})",
+            vec![serde_json::to_value(&el).unwrap()],
+        )
+        .await
+        .unwrap();
     el.clear().await.unwrap();
     el.send_keys(value).await.unwrap();
 }

@@ -20,8 +20,7 @@ async fn sign_in_survives_a_restart_and_no_token_leaks() {
     sign_in(&app, "ada@example.com").await;
     click(&app, "refresh").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let shot = app.screenshot().await.unwrap();
-    std::fs::write(std::env::temp_dir().join("tessera-signed-in.png"), shot).unwrap();
+    screenshot(&app, "signed-in").await;
     app.close().await.unwrap();
 
     // Restart: the session comes back from the keyring (INITIAL_SESSION).
@@ -163,8 +162,7 @@ async fn a_session_revoked_elsewhere_shows_after_focus() {
         t.contains("signed out on another device")
     })
     .await;
-    let shot = app.screenshot().await.unwrap();
-    std::fs::write(std::env::temp_dir().join("tessera-revoked.png"), shot).unwrap();
+    screenshot(&app, "revoked").await;
     app.close().await.unwrap();
 }
 
@@ -241,5 +239,71 @@ async fn two_windows_stay_in_sync() {
     app.switch_to_window(main).await.unwrap();
     wait_status(&app, |s| s == "Signed out").await;
     let _ = app.find(Locator::Id("sign-in")).await.unwrap();
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn a_link_that_starts_the_app_is_not_lost() {
+    let h = Harness::start().await;
+    h.create_user("cold@example.com").await;
+    let app = h.open_app().await;
+    screenshot(&app, "sign-in").await;
+    fill(&app, "email", "cold@example.com").await;
+    click(&app, "send-code").await;
+    wait_text(&app, "message", |t| t.contains("emailed")).await;
+    app.close().await.unwrap();
+    // The app is closed when the user clicks the link: the OS starts it with the URL.
+    let mails = h.get("/_emulator/mail?to=cold@example.com").await;
+    let link = mails[0]["action_link"].as_str().unwrap().to_owned();
+    let resp = h.http.get(&link).send().await.unwrap();
+    let deep_link = resp.headers()["location"].to_str().unwrap().to_owned();
+    let app = h.open_app_with(&[&deep_link]).await;
+    wait_status(&app, |s| s == "Signed in as cold@example.com").await;
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn two_factor_enrolment_and_sign_in() {
+    let h = Harness::start().await;
+    let user = h.create_user("mfa@example.com").await;
+    let app = h.open_app().await;
+    sign_in(&app, "mfa@example.com").await;
+    click(&app, "mfa-enroll").await;
+    let secret = wait_text(&app, "mfa-secret", |t| t.len() >= 16).await;
+    assert!(text(&app, "mfa-uri").await.starts_with("otpauth://totp/"));
+    app.execute(
+        "document.getElementById('mfa-qr').scrollIntoView({block: 'center'})",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&app, "two-factor-setup").await;
+    fill(&app, "mfa-enroll-code", &totp_now(&secret)).await;
+    click(&app, "mfa-enroll-verify").await;
+    wait_text(&app, "aal", |t| t.contains("aal2")).await;
+
+    // Next sign-in asks for the code after the password.
+    click(&app, "sign-out-local").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    fill(&app, "email", "mfa@example.com").await;
+    fill(&app, "password", PASSWORD).await;
+    click(&app, "sign-in").await;
+    app.wait()
+        .for_element(fantoccini::Locator::Css("#mfa-step:not([hidden])"))
+        .await
+        .unwrap();
+    fill(&app, "mfa-code", &totp_now(&secret)).await;
+    click(&app, "mfa-verify").await;
+    wait_text(&app, "aal", |t| t.contains("aal2")).await;
+    assert_eq!(
+        h.sessions(&user)
+            .await
+            .iter()
+            .filter(|s| s["aal"] == "aal2")
+            .count(),
+        1
+    );
     app.close().await.unwrap();
 }

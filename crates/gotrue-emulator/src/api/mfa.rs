@@ -43,13 +43,9 @@ fn totp_for(secret_b32: &str, issuer: &str, account: &str) -> Result<TOTP, ApiEr
 fn issuer(state: &AppState) -> String {
     url::Url::parse(&state.config.site_url)
         .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.to_owned();
-            Some(match u.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        })
+        // GoTrue uses the site URL's host; the port is left out because the otpauth
+        // issuer cannot carry a ':'.
+        .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "localhost".to_owned())
 }
 

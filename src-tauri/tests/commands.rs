@@ -57,33 +57,29 @@ async fn app() -> App {
     }
 }
 
+fn request(cmd: &str, args: Value) -> InvokeRequest {
+    InvokeRequest {
+        cmd: cmd.into(),
+        callback: CallbackFn(0),
+        error: CallbackFn(1),
+        url: "tauri://localhost".parse().unwrap(),
+        body: InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    }
+}
+
 impl App {
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        let request = InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        };
-        get_ipc_response(&self.window, request).map(|r| r.deserialize::<Value>().unwrap())
+        get_ipc_response(&self.window, request(cmd, args))
+            .map(|r| r.deserialize::<Value>().unwrap())
     }
 
+    /// Invokes off the async workers (the command itself runs on Tauri's runtime).
     async fn call(&self, cmd: &'static str, args: Value) -> Result<Value, Value> {
         let window = self.window.clone();
         tokio::task::spawn_blocking(move || {
-            let request = InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            };
-            get_ipc_response(&window, request).map(|r| r.deserialize::<Value>().unwrap())
+            get_ipc_response(&window, request(cmd, args)).map(|r| r.deserialize::<Value>().unwrap())
         })
         .await
         .unwrap()

@@ -95,6 +95,38 @@ fn ban_until(state: &AppState, duration: &str) -> Result<Option<i64>, ApiError> 
     )))
 }
 
+/// Checks and hashes a password when one is given.
+async fn optional_password_hash(
+    state: &AppState,
+    password: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match password.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            check_password(state, &p)?;
+            Ok(Some(hash_password(state, p).await?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The fields only an admin may set: app metadata (merged), role and ban.
+fn apply_admin_fields(
+    state: &AppState,
+    user: &mut UserRow,
+    params: &AdminUserParams,
+) -> Result<(), ApiError> {
+    if let Some(app) = &params.app_metadata {
+        merge_metadata(&mut user.app_metadata, app);
+    }
+    if let Some(role) = params.role.clone().filter(|r| !r.is_empty()) {
+        user.role = role;
+    }
+    if let Some(ban) = params.ban_duration.as_deref() {
+        user.banned_until = ban_until(state, ban)?;
+    }
+    Ok(())
+}
+
 pub async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -114,13 +146,7 @@ pub async fn create_user(
             ));
         }
     };
-    let hash = match params.password.clone().filter(|p| !p.is_empty()) {
-        Some(p) => {
-            check_password(&state, &p)?;
-            Some(hash_password(&state, p).await?)
-        }
-        None => None,
-    };
+    let hash = optional_password_hash(&state, params.password.clone()).await?;
     let conn = state.db.lock();
     if UserRow::find_by_email(&conn, &email)?.is_some() {
         return Err(email_exists());
@@ -132,15 +158,7 @@ pub async fn create_user(
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
     let mut user = new_email_user(&state, &conn, &email, hash, data)?;
-    if let Some(app) = &params.app_metadata {
-        merge_metadata(&mut user.app_metadata, app);
-    }
-    if let Some(role) = params.role.clone().filter(|r| !r.is_empty()) {
-        user.role = role;
-    }
-    if let Some(ban) = params.ban_duration.as_deref() {
-        user.banned_until = ban_until(&state, ban)?;
-    }
+    apply_admin_fields(&state, &mut user, &params)?;
     user.save(&conn)?;
     if params.email_confirm == Some(true) {
         confirm_email(&conn, &mut user, now)?;
@@ -164,13 +182,7 @@ pub async fn update_user(
     Path(id): Path<String>,
     Body(params): Body<AdminUserParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let hash = match params.password.clone().filter(|p| !p.is_empty()) {
-        Some(p) => {
-            check_password(&state, &p)?;
-            Some(hash_password(&state, p).await?)
-        }
-        None => None,
-    };
+    let hash = optional_password_hash(&state, params.password.clone()).await?;
     let email = match params.email.as_deref().filter(|e| !e.is_empty()) {
         Some(e) => Some(validate_email(e)?),
         None => None,
@@ -198,15 +210,7 @@ pub async fn update_user(
     if let Some(data) = &params.user_metadata {
         merge_metadata(&mut user.user_metadata, data);
     }
-    if let Some(app) = &params.app_metadata {
-        merge_metadata(&mut user.app_metadata, app);
-    }
-    if let Some(role) = params.role.clone().filter(|r| !r.is_empty()) {
-        user.role = role;
-    }
-    if let Some(ban) = params.ban_duration.as_deref() {
-        user.banned_until = ban_until(&state, ban)?;
-    }
+    apply_admin_fields(&state, &mut user, &params)?;
     user.updated_at = now;
     user.save(&tx)?;
     if params.email_confirm == Some(true) {
@@ -278,13 +282,7 @@ pub async fn generate_link(
         .clone()
         .or_else(|| super::requested_redirect(&headers, &query));
     let redirect_to = redirect::resolve(&state.config, requested.as_deref());
-    let hash = match params.password.clone().filter(|p| !p.is_empty()) {
-        Some(p) => {
-            check_password(&state, &p)?;
-            Some(hash_password(&state, p).await?)
-        }
-        None => None,
-    };
+    let hash = optional_password_hash(&state, params.password.clone()).await?;
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
     let existing = UserRow::find_by_email(&tx, &email)?;

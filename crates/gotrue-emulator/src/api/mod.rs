@@ -589,6 +589,29 @@ pub fn new_flow_state(
     Ok(flow)
 }
 
+/// What a request that sends a link carries: optional PKCE parameters and the
+/// `redirect_to` GoTrue would use (the requested one if allowed, else the site URL).
+pub fn link_params(
+    state: &Shared,
+    headers: &axum::http::HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<(Option<(String, PkceMethod)>, String), ApiError> {
+    let pkce = pkce_params(challenge, method)?;
+    let redirect_to =
+        crate::redirect::resolve(&state.config, requested_redirect(headers, query).as_deref());
+    Ok((pkce, redirect_to))
+}
+
+/// A required, valid email address.
+pub fn required_email(email: Option<&str>, missing: &str) -> Result<String, ApiError> {
+    let email = email
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::validation(missing))?;
+    validate_email(email)
+}
+
 /// `redirect_to` from the query (GoTrue also reads a `redirect_to` header).
 pub fn requested_redirect(
     headers: &axum::http::HeaderMap,

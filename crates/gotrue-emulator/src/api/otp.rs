@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::signup::{confirm_email, new_email_user};
 use super::{
-    AppState, AuthUser, Body, new_flow_state, pkce_params, requested_redirect, validate_email,
+    AppState, AuthUser, Body, link_params, new_flow_state, requested_redirect, required_email,
+    validate_email,
 };
 use crate::db::UserRow;
 use crate::error::ApiError;
@@ -48,14 +49,13 @@ pub async fn otp(
         )),
         (Some(email), None) => {
             let email = validate_email(email)?;
-            let pkce = pkce_params(
+            let (pkce, redirect_to) = link_params(
+                &state,
+                &headers,
+                &query,
                 params.code_challenge.as_deref(),
                 params.code_challenge_method.as_deref(),
             )?;
-            let redirect_to = redirect::resolve(
-                &state.config,
-                requested_redirect(&headers, &query).as_deref(),
-            );
             let data = params
                 .data
                 .filter(Value::is_object)
@@ -80,20 +80,17 @@ pub async fn magiclink(
     headers: HeaderMap,
     Body(params): Body<OtpParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let email = params
-        .email
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::validation("Password recovery requires an email"))?;
-    let email = validate_email(email)?;
-    let pkce = pkce_params(
+    let email = required_email(
+        params.email.as_deref(),
+        "Password recovery requires an email",
+    )?;
+    let (pkce, redirect_to) = link_params(
+        &state,
+        &headers,
+        &query,
         params.code_challenge.as_deref(),
         params.code_challenge_method.as_deref(),
     )?;
-    let redirect_to = redirect::resolve(
-        &state.config,
-        requested_redirect(&headers, &query).as_deref(),
-    );
     let data = params
         .data
         .filter(Value::is_object)
@@ -187,20 +184,17 @@ pub async fn recover(
     headers: HeaderMap,
     Body(params): Body<RecoverParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let email = params
-        .email
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::validation("Password recovery requires an email"))?;
-    let email = validate_email(email)?;
-    let pkce = pkce_params(
+    let email = required_email(
+        params.email.as_deref(),
+        "Password recovery requires an email",
+    )?;
+    let (pkce, redirect_to) = link_params(
+        &state,
+        &headers,
+        &query,
         params.code_challenge.as_deref(),
         params.code_challenge_method.as_deref(),
     )?;
-    let redirect_to = redirect::resolve(
-        &state.config,
-        requested_redirect(&headers, &query).as_deref(),
-    );
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
     if let Some(mut user) = UserRow::find_by_email(&tx, &email)? {

@@ -9,14 +9,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppState, Body, Client, check_password, hash_password, new_flow_state, pkce_params,
-    requested_redirect, session_json, start_session, validate_email,
+    AppState, Body, Client, check_password, hash_password, link_params, new_flow_state,
+    session_json, start_session, validate_email,
 };
 use crate::db::{IdentityRow, UserRow};
 use crate::error::ApiError;
 use crate::mail::{self, MailKind};
 use crate::models::{self, merge_metadata};
-use crate::redirect;
 
 #[derive(Debug, Deserialize)]
 pub struct SignupParams {
@@ -65,14 +64,13 @@ pub async fn signup(
                 .filter(|p| !p.is_empty())
                 .ok_or_else(|| ApiError::validation("Signup requires a valid password"))?;
             check_password(&state, &password)?;
-            let pkce = pkce_params(
+            let (pkce, redirect_to) = link_params(
+                &state,
+                &headers,
+                &query,
                 params.code_challenge.as_deref(),
                 params.code_challenge_method.as_deref(),
             )?;
-            let redirect_to = redirect::resolve(
-                &state.config,
-                requested_redirect(&headers, &query).as_deref(),
-            );
             let hash = hash_password(&state, password).await?;
             with_email(&state, &client, &email, hash, data, pkce, &redirect_to).map(Json)
         }

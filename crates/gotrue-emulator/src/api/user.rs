@@ -9,15 +9,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AppState, AuthUser, Body, check_password, hash_password, new_flow_state, password_matches,
-    pkce_params, requested_redirect, validate_email,
+    AppState, AuthUser, Body, check_password, hash_password, link_params, new_flow_state,
+    password_matches, validate_email,
 };
 use crate::db::{FactorRow, IdentityRow, OneTimeTokenRow, SessionRow, UserRow};
 use crate::error::ApiError;
 use crate::jwt;
 use crate::mail::{self, MailKind};
 use crate::models::{self, merge_metadata};
-use crate::redirect;
 
 /// Deletes the caller's session (`local`), all of the user's sessions (`global`, the
 /// default) or all but the caller's (`others`). Refresh tokens go with their sessions.
@@ -137,14 +136,13 @@ pub async fn update_user(
         }
         None => None,
     };
-    let pkce = pkce_params(
+    let (pkce, redirect_to) = link_params(
+        &state,
+        &headers,
+        &query,
         params.code_challenge.as_deref(),
         params.code_challenge_method.as_deref(),
     )?;
-    let redirect_to = redirect::resolve(
-        &state.config,
-        requested_redirect(&headers, &query).as_deref(),
-    );
 
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;

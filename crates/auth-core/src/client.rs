@@ -638,7 +638,11 @@ impl AuthClient {
             Some(l) => Some(l.acquire(inner.cfg.http_timeout * 2).await?),
             None => None,
         };
-        // Another process on this device may have refreshed or signed out meanwhile.
+        // Another process on this device may have refreshed or signed out meanwhile. Its
+        // stored session is the live one: adopt it, and if it is due too, refresh *its*
+        // token (ours may be generations old, and reusing it would make the server revoke
+        // the whole session).
+        let mut session = session;
         match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
             Ok(None) => {
                 self.end_session(SignOutReason::User, Some(epoch)).await;
@@ -655,6 +659,7 @@ impl AuthClient {
                     }
                     return Ok(adopted);
                 }
+                session = adopted;
             }
             Ok(Some(_)) => {}
             Err(e) => tracing::warn!(

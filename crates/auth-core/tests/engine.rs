@@ -852,3 +852,36 @@ async fn the_optional_validation_interval_notices_a_revocation() {
     let out = a.events.expect(AuthEvent::SignedOut).await;
     assert_eq!(out.reason, Some(SignOutReason::Revoked));
 }
+
+#[tokio::test]
+async fn a_process_with_a_stale_token_uses_the_stored_one_even_when_both_are_due() {
+    // Strict server: any reuse outside the parent rule revokes the whole session.
+    let env = Env::with(gotrue_emulator::Config {
+        refresh_token_reuse_interval: Duration::ZERO,
+        ..gotrue_emulator::Config::for_tests()
+    })
+    .await;
+    env.create_user("stale@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = env.config();
+    cfg.lock_dir = Some(dir.path().to_path_buf());
+    let store = Arc::new(MemoryStore::new());
+    let mut app = env.device_with(store.clone(), cfg.clone()).await;
+    app.sign_in("stale@example.com").await;
+    let mut cli = env.device_with(store.clone(), cfg).await; // holds the first refresh token
+    app.client.refresh().await.unwrap();
+    app.client.refresh().await.unwrap(); // the CLI's token is now two generations old
+    cli.advance(7200); // both the CLI's session and the stored one are due by its clock
+    cli.client.access_token().await.unwrap();
+    settle().await;
+    assert!(
+        cli.events
+            .drain()
+            .iter()
+            .all(|e| e.event != AuthEvent::SignedOut)
+    );
+    assert!(
+        app.client.validate().await.unwrap().is_some(),
+        "no reuse detection was triggered"
+    );
+}

@@ -189,6 +189,37 @@ impl Harness {
         child.wait_with_output().unwrap()
     }
 
+    /// Signs `email` in as another device (an `authctl` profile).
+    pub fn sign_in_device(&self, profile: &str, email: &str) {
+        let out = self.authctl(
+            profile,
+            &["sign-in", "--email", email, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "authctl sign-in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Follows the newest emailed link to `email` like a browser and returns the
+    /// `tessera://` deep link it redirects to.
+    pub async fn deep_link_from_mail(&self, email: &str) -> String {
+        let mails = self.get(&format!("/_emulator/mail?to={email}")).await;
+        let link = mails.as_array().and_then(|m| m.last()).unwrap()["action_link"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let resp = self.http.get(&link).send().await.unwrap();
+        let deep_link = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            deep_link.starts_with("tessera://auth/callback?flow="),
+            "{deep_link}"
+        );
+        deep_link
+    }
+
     pub async fn create_user(&self, email: &str) -> String {
         let v: Value = self
             .http

@@ -55,17 +55,7 @@ async fn each_sign_out_scope_with_a_second_device() {
     let app = h.open_app().await;
     sign_in(&app, "scopes@example.com").await;
     let phone = format!("{}-phone", h.profile);
-    let out = h.authctl(
-        &phone,
-        &[
-            "sign-in",
-            "--email",
-            "scopes@example.com",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.status.success());
+    h.sign_in_device(&phone, "scopes@example.com");
     assert_eq!(h.sessions(&user).await.len(), 2);
 
     // Other devices: the app stays signed in, the phone's session is gone.
@@ -86,16 +76,7 @@ async fn each_sign_out_scope_with_a_second_device() {
 
     // All devices.
     sign_in(&app, "scopes@example.com").await;
-    h.authctl(
-        &phone,
-        &[
-            "sign-in",
-            "--email",
-            "scopes@example.com",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    h.sign_in_device(&phone, "scopes@example.com");
     assert_eq!(h.sessions(&user).await.len(), 2);
     click(&app, "sign-out-global").await;
     wait_status(&app, |s| s == "Signed out").await;
@@ -141,16 +122,7 @@ async fn a_session_revoked_elsewhere_shows_after_focus() {
     let app = h.open_app().await;
     sign_in(&app, "revoked@example.com").await;
     let laptop = format!("{}-laptop", h.profile);
-    h.authctl(
-        &laptop,
-        &[
-            "sign-in",
-            "--email",
-            "revoked@example.com",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    h.sign_in_device(&laptop, "revoked@example.com");
     click(&app, "new-window").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let out = h.authctl(&laptop, &["sign-out", "--scope", "global"], None);
@@ -175,17 +147,7 @@ async fn magic_link_finished_by_a_second_instance_and_bad_links_refused() {
     fill(&app, "email", "link@example.com").await;
     click(&app, "send-code").await;
     wait_text(&app, "message", |t| t.contains("emailed")).await;
-    let mails = h.get("/_emulator/mail?to=link@example.com").await;
-    let link = mails[0]["action_link"].as_str().unwrap().to_owned();
-    let click_resp = h.http.get(&link).send().await.unwrap();
-    let deep_link = click_resp.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        deep_link.starts_with("tessera://auth/callback?flow="),
-        "{deep_link}"
-    );
+    let deep_link = h.deep_link_from_mail("link@example.com").await;
 
     // A malformed link first: an error, state unchanged.
     let out = h.second_instance(
@@ -254,10 +216,7 @@ async fn a_link_that_starts_the_app_is_not_lost() {
     wait_text(&app, "message", |t| t.contains("emailed")).await;
     app.close().await.unwrap();
     // The app is closed when the user clicks the link: the OS starts it with the URL.
-    let mails = h.get("/_emulator/mail?to=cold@example.com").await;
-    let link = mails[0]["action_link"].as_str().unwrap().to_owned();
-    let resp = h.http.get(&link).send().await.unwrap();
-    let deep_link = resp.headers()["location"].to_str().unwrap().to_owned();
+    let deep_link = h.deep_link_from_mail("cold@example.com").await;
     let app = h.open_app_with(&[&deep_link]).await;
     wait_status(&app, |s| s == "Signed in as cold@example.com").await;
     app.close().await.unwrap();

@@ -739,9 +739,9 @@ impl AuthClient {
     /// Asks the server whether the session is still alive (`GET /user`). A definitive
     /// answer ends it with `SIGNED_OUT` (`revoked`); a transient failure changes nothing.
     pub async fn validate(&self) -> Result<Option<SessionView>, AuthError> {
-        let Some(session) = self.current() else {
+        if self.current().is_none() {
             return Ok(None);
-        };
+        }
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
         let token = match self.access_token().await {
             Ok(t) => t,
@@ -759,7 +759,6 @@ impl AuthClient {
                 } else {
                     SignOutReason::Revoked
                 };
-                let _ = session;
                 self.end_session(reason, Some(epoch)).await;
                 Ok(None)
             }
@@ -1071,8 +1070,7 @@ impl AuthClient {
                 self.sign_in_with(resp, event).await.map(Some)
             }
             Callback::SignedOut { state } => {
-                let pending = self
-                    .take_flow(&state)
+                self.take_flow(&state)
                     .await
                     .filter(|f| f.kind == FlowKind::SignOut)
                     .ok_or_else(|| {
@@ -1080,7 +1078,6 @@ impl AuthClient {
                             "no sign-out of this app is waiting for this link".into(),
                         )
                     })?;
-                let _ = pending;
                 if self.current().is_some() {
                     self.sign_out(SignOutScope::Local).await?;
                 }
@@ -1363,14 +1360,13 @@ impl AuthClient {
     /// says the session is gone, which counts as done).
     async fn drain_outbox(&self, all: bool) -> Result<usize, AuthError> {
         let now = unix_ms(self.inner.clock.now());
-        let due: Vec<OutboxEntry> = self
+        let (due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) = self
             .load_outbox()
             .await?
             .into_iter()
-            .filter(|e| all || e.next_attempt_at <= now)
-            .collect();
+            .partition(|e| all || e.next_attempt_at <= now);
         if due.is_empty() {
-            return Ok(self.load_outbox().await?.len());
+            return Ok(waiting.len());
         }
         let mut delivered = HashSet::new();
         let mut failed = Vec::new();

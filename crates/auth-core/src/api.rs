@@ -414,13 +414,24 @@ impl GoTrueApi {
         access_token: &AccessToken,
         scope: SignOutScope,
     ) -> Result<(), AuthError> {
-        self.call_empty(
-            Method::POST,
-            &format!("/logout?scope={}", scope.as_str()),
-            Some(access_token),
-            None,
-        )
-        .await
+        // GoTrue answers 204. A 2xx whose body is not JSON came from something else (a
+        // captive portal, a proxy's error page): the session was not revoked.
+        let (_, body) = self
+            .send(
+                Method::POST,
+                &format!("/logout?scope={}", scope.as_str()),
+                Some(access_token),
+                None,
+            )
+            .await?;
+        if !body.iter().all(u8::is_ascii_whitespace)
+            && serde_json::from_slice::<Value>(&body).is_err()
+        {
+            return Err(AuthError::InvalidResponse(
+                "/logout: the answer was not the auth server's".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub async fn get_user(&self, access_token: &AccessToken) -> Result<Value, AuthError> {
@@ -542,11 +553,15 @@ pub fn parse_error(status: StatusCode, body: &[u8]) -> AuthError {
             AuthError::InvalidResponse(format!("HTTP {status} without a GoTrue error body"))
         };
     };
-    let code = v
-        .get("code")
-        .and_then(Value::as_str)
-        .or_else(|| v.get("error_code").and_then(Value::as_str))
-        .or_else(|| v.get("error").and_then(Value::as_str))
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let code = text("code")
+        .or_else(|| text("error_code"))
+        .or_else(|| text("error"))
         .map(str::to_owned)
         .unwrap_or_else(|| {
             if status.is_server_error() {
@@ -557,7 +572,7 @@ pub fn parse_error(status: StatusCode, body: &[u8]) -> AuthError {
         });
     let message = ["message", "msg", "error_description", "error"]
         .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .find_map(|k| text(k))
         .unwrap_or("the auth server refused the request")
         .to_owned();
     AuthError::Api {

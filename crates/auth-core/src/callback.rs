@@ -62,7 +62,22 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
     if input.len() > 4096 {
         return Err(reject("the link is too long"));
     }
+    // The URL parser would silently drop surrounding spaces and inner tabs or newlines; a
+    // link that needs such repair was not made by the auth server or this app.
+    if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(reject("the link contains spaces or control characters"));
+    }
+    // The link must spell the base exactly (case aside), so that the URL parser's
+    // leniency (empty user info, empty port, …) cannot make another link look like ours.
+    let prefix = base.trim_end_matches('/');
+    let spelled_like_base = input
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        && input[prefix.len()..].starts_with('/');
     let url = Url::parse(input).map_err(|_| reject("not a URL"))?;
+    if !spelled_like_base {
+        return Err(reject("the link is not for this app"));
+    }
     let base = Url::parse(base)
         .map_err(|_| AuthError::Config(format!("callback base {base:?} is not a URL")))?;
     if url.scheme() != base.scheme()
@@ -110,10 +125,23 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
             let error = query.get("error").or_else(|| fragment.get("error"));
             if let Some(error) = error {
                 let get = |k: &str| query.get(k).or_else(|| fragment.get(k)).cloned();
+                // The code reaches the UI as an error code: it must look like one.
+                let code = get("error_code")
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| error.clone());
+                if !token_like(&code, 64) {
+                    return Err(reject("malformed error code"));
+                }
+                let description: String = get("error_description")
+                    .filter(|d| !d.trim().is_empty())
+                    .unwrap_or_else(|| code.clone())
+                    .chars()
+                    .take(500)
+                    .collect();
                 return Ok(Callback::Error {
                     flow,
-                    code: get("error_code").unwrap_or_else(|| error.clone()),
-                    description: get("error_description").unwrap_or_else(|| error.clone()),
+                    code,
+                    description,
                 });
             }
             let code = query
@@ -202,6 +230,13 @@ mod tests {
             "tessera://auth/confirm?token_hash=x&type=bogus",
             "tessera://user:pw@auth/callback?flow=a&code=b",
             "not a url",
+            " tessera://auth/callback?flow=a&code=b",
+            "tessera://@auth/callback?flow=a&code=b",
+            "tessera://auth:/callback?flow=a&code=b",
+            "tessera://auth/callback?flow=a&error&error_description=x",
+            "tessera://auth/callback?flow=a&error=%3Cb%3E",
+            "tessera://au\nth/callback?flow=a&code=b",
+            "tessera://auth/callback?flow=a&code=b\t",
         ] {
             assert!(parse(bad, BASE).is_err(), "{bad} should be refused");
         }

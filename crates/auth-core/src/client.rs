@@ -152,16 +152,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn jwt_claims(token: &AccessToken) -> Value {
-    token
-        .expose_secret()
-        .split('.')
-        .nth(1)
-        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
-}
-
 impl Session {
     fn build(
         access_token: AccessToken,
@@ -179,9 +169,9 @@ impl Session {
         }
         let user: User = serde_json::from_value(user_raw.clone())
             .map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))?;
-        let claims = jwt_claims(&access_token);
-        let session_id = claims["session_id"].as_str().unwrap_or_default().to_owned();
-        let aal = claims["aal"].as_str().unwrap_or("aal1").to_owned();
+        let claims = crate::jwt::decode_claims(access_token.expose_secret()).unwrap_or_default();
+        let session_id = claims.session_id.unwrap_or_default();
+        let aal = claims.aal.unwrap_or_else(|| "aal1".to_owned());
         let lifetime = Duration::from_secs(expires_in as u64);
         let margin = margin.min(lifetime / 4);
         let jitter = rand::rng().random_range(0..=margin.as_millis() as u64 / 4);

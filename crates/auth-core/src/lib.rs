@@ -26,6 +26,7 @@ pub mod callback;
 mod client;
 pub mod clock;
 mod error;
+pub mod jwt;
 mod lock;
 pub mod model;
 mod persist;

@@ -1,6 +1,10 @@
-//! Fault injection: make a path fail the next N times (emulator-only, for client tests).
+//! Fault injection: make a path fail the next N times, or a share of its requests at
+//! random (emulator-only, for client tests).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::Rng;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,7 +17,8 @@ use crate::error::{ApiError, ApiVersion};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    /// The route, e.g. `/token`; matches with or without the `/auth/v1` prefix.
+    /// The route, e.g. `/token`; matches with or without the `/auth/v1` prefix. `*`
+    /// matches every route but the emulator's own.
     pub path: String,
     /// Only requests with this method (any method when absent).
     #[serde(default)]
@@ -36,6 +41,10 @@ pub struct Fault {
     /// How many requests this applies to.
     #[serde(default = "one")]
     pub times: u32,
+    /// Apply to each matching request with this probability (0 < rate <= 1) instead of to
+    /// every one; a request the roll spares is offered to the next matching fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -55,6 +64,7 @@ pub enum Action {
 #[derive(Debug, Default)]
 pub struct Faults {
     list: Mutex<Vec<Fault>>,
+    injected: AtomicU64,
 }
 
 /// Strips the Supabase gateway prefix.
@@ -79,6 +89,15 @@ impl Faults {
         self.lock().clone()
     }
 
+    /// Requests that hit a fault since start (or the last reset of the stats).
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_injected(&self) {
+        self.injected.store(0, Ordering::SeqCst);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Fault>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -90,12 +109,15 @@ impl Faults {
             return None;
         }
         let mut list = self.lock();
+        let mut rng = rand::rng();
         let index = list.iter().position(|f| {
-            route_path(&f.path) == path
+            (f.path == "*" || route_path(&f.path) == path)
                 && f.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && f.rate.is_none_or(|rate| rng.random_bool(rate))
         })?;
+        self.injected.fetch_add(1, Ordering::SeqCst);
         let fault = list[index].clone();
         list[index].times = list[index].times.saturating_sub(1);
         if list[index].times == 0 {
@@ -107,8 +129,13 @@ impl Faults {
 
 impl Fault {
     pub fn validate(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err("path must start with '/'".into());
+        if !self.path.starts_with('/') && self.path != "*" {
+            return Err("path must start with '/' (or be '*')".into());
+        }
+        if let Some(rate) = self.rate
+            && !(rate > 0.0 && rate <= 1.0)
+        {
+            return Err(format!("rate must be in (0, 1], not {rate}"));
         }
         if let Some(status) = self.status
             && (StatusCode::from_u16(status).is_err() || status < 100)
@@ -173,6 +200,7 @@ mod tests {
             drop: false,
             malformed: false,
             times,
+            rate: None,
         }
     }
 
@@ -184,6 +212,31 @@ mod tests {
         assert!(faults.take("POST", "/user").is_none());
         assert!(faults.take("POST", "/token").is_some());
         assert!(faults.take("POST", "/token").is_none());
+    }
+
+    #[test]
+    fn a_rate_applies_to_about_that_share_and_spares_go_to_the_next_fault() {
+        let faults = Faults::default();
+        let mut half = fault("*", u32::MAX);
+        half.rate = Some(0.5);
+        faults.add(half);
+        faults.add(Fault {
+            status: Some(500),
+            ..fault("/token", u32::MAX)
+        });
+        let mut by_status = [0u32; 2];
+        for _ in 0..2000 {
+            let hit = faults
+                .take("POST", "/token")
+                .expect("one of the two applies");
+            by_status[usize::from(hit.status == Some(500))] += 1;
+        }
+        assert!((800..1200).contains(&by_status[0]), "{by_status:?}");
+        assert_eq!(faults.injected(), 2000);
+        assert!(fault("*", 1).validate().is_ok());
+        let mut bad = fault("/token", 1);
+        bad.rate = Some(1.5);
+        assert!(bad.validate().is_err());
     }
 
     #[test]

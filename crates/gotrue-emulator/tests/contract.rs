@@ -1962,10 +1962,21 @@ async fn stats_count_requests_by_kind() {
     env.get("/user", Some(&access(&s))).await.assert_ok();
     env.post_auth("/logout?scope=local", &access(&s), None)
         .await;
+    let added = env
+        .post(
+            "/_emulator/faults",
+            json!({"path": "*", "status": 503, "rate": 1.0, "times": 2}),
+        )
+        .await;
+    assert_eq!(added.status.as_u16(), 201);
+    assert_eq!(env.get("/settings", None).await.status.as_u16(), 503);
+    assert_eq!(env.get("/health", None).await.status.as_u16(), 503);
+    env.get("/health", None).await.assert_ok();
     let stats = env.get("/_emulator/stats", None).await.json;
     assert_eq!(
         stats,
-        json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1, "user_requests": 1})
+        json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1,
+               "user_requests": 1, "faults_injected": 2})
     );
     env.send(Method::DELETE, "/_emulator/stats", None, None, &[])
         .await;

@@ -92,6 +92,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "pkce_grants": s.pkce.load(SeqCst),
         "logouts": s.logout.load(SeqCst),
         "user_requests": s.user.load(SeqCst),
+        "faults_injected": state.faults.injected(),
     }))
 }
 
@@ -101,6 +102,7 @@ pub async fn reset_stats(State(state): State<AppState>) -> StatusCode {
     for c in [&s.refresh, &s.password, &s.pkce, &s.logout, &s.user] {
         c.store(0, SeqCst);
     }
+    state.faults.reset_injected();
     StatusCode::NO_CONTENT
 }
 

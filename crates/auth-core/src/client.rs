@@ -417,6 +417,14 @@ impl AuthClient {
         let mut failure = None;
         match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
             Ok(Some(stored)) => match Session::from_stored(stored, inner.cfg.refresh_margin) {
+                Ok(session) if self.sign_out_was_interrupted(&session).await => {
+                    // A sign-out queued its revocation, then the process ended before it
+                    // removed the session: finish it (the revocation is still queued).
+                    tracing::info!("finishing a sign-out that was interrupted");
+                    if let Err(e) = inner.store.delete(&inner.cfg.key("session")).await {
+                        failure = Some(AuthError::Storage(e));
+                    }
+                }
                 Ok(session) => self.set_session(Some(session)),
                 Err(e) => {
                     let _ = inner.store.delete(&inner.cfg.key("session")).await;
@@ -441,6 +449,16 @@ impl AuthClient {
             | Some(e @ AuthError::Storage(_)) => Err(e),
             _ => Ok(self.session()),
         }
+    }
+
+    /// Whether the outbox holds a `local` or `global` revocation of this very session.
+    async fn sign_out_was_interrupted(&self, session: &Session) -> bool {
+        !session.session_id.is_empty()
+            && self.load_outbox().await.is_ok_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e.scope != SignOutScope::Others && e.session_id == session.session_id)
+            })
     }
 
     /// Stops the background task (also done when the last clone is dropped).
@@ -510,6 +528,7 @@ impl AuthClient {
         event: AuthEvent,
     ) -> Result<SessionView, AuthError> {
         let inner = &self.inner;
+        crate::crash::point("sign_in:after_response");
         let _commit = inner.commit_gate.lock().await;
         persist::save(
             &inner.store,
@@ -517,6 +536,7 @@ impl AuthClient {
             &session.to_stored(),
         )
         .await?;
+        crate::crash::point("sign_in:after_persist");
         inner.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(old) = self
             .current()
@@ -628,6 +648,7 @@ impl AuthClient {
             Some(l) => Some(l.acquire(inner.cfg.http_timeout * 2).await?),
             None => None,
         };
+        crate::crash::point("refresh:after_lock");
         // Another process on this device may have refreshed or signed out meanwhile. Its
         // stored session is the live one: adopt it, and if it is due too, refresh *its*
         // token (ours may be generations old, and reusing it would make the server revoke
@@ -664,6 +685,7 @@ impl AuthClient {
         let result = inner.api.refresh(&session.refresh_token).await;
         match result {
             Ok(resp) => {
+                crate::crash::point("refresh:after_response");
                 let fresh =
                     Session::from_response(resp, inner.clock.now(), inner.cfg.refresh_margin)?;
                 let _commit = inner.commit_gate.lock().await;
@@ -682,6 +704,7 @@ impl AuthClient {
                     self.emit_error(&e);
                     return Err(e);
                 }
+                crate::crash::point("refresh:after_persist");
                 inner.epoch.fetch_add(1, Ordering::SeqCst);
                 *lock(&inner.retry) = Retry::default();
                 self.set_session(Some(fresh.clone()));
@@ -1216,24 +1239,45 @@ impl AuthClient {
     pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutOutcome, AuthError> {
         match scope {
             SignOutScope::Local | SignOutScope::Global => {
-                let Some(session) = self.end_session(SignOutReason::User, None).await else {
-                    return Ok(SignOutOutcome {
-                        scope,
-                        local_done: true,
-                        server_confirmed: true,
-                        queued: false,
-                    });
-                };
-                let entry = self.outbox_entry(&session, scope);
-                let queued = match self.push_outbox(entry.clone()).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(code = e.code(), "could not queue the revocation");
-                        self.emit_error(&AuthError::Storage(e));
-                        false
+                // The revocation is made durable before the session is removed: a crash in
+                // between leaves a queued revocation for a still-stored session, which the
+                // next start finishes; the other order could lose the revocation silently.
+                let (session, entry, queued) = loop {
+                    let epoch = self.inner.epoch.load(Ordering::SeqCst);
+                    let Some(session) = self.current() else {
+                        return Ok(SignOutOutcome {
+                            scope,
+                            local_done: true,
+                            server_confirmed: true,
+                            queued: false,
+                        });
+                    };
+                    let entry = self.outbox_entry(&session, scope);
+                    let queued = match self.push_outbox(entry.clone()).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(code = e.code(), "could not queue the revocation");
+                            self.emit_error(&AuthError::Storage(e));
+                            false
+                        }
+                    };
+                    crate::crash::point("sign_out:after_queue");
+                    if self
+                        .end_session(SignOutReason::User, Some(epoch))
+                        .await
+                        .is_some()
+                    {
+                        break (session, entry, queued);
+                    }
+                    // Refreshed or replaced meanwhile: queue the current tokens instead.
+                    if queued {
+                        let _ = self.remove_outbox_entry(&entry.id).await;
                     }
                 };
+                crate::crash::point("sign_out:after_local_remove");
+                drop(session);
                 let confirmed = self.deliver(entry.clone()).await.is_ok();
+                crate::crash::point("sign_out:after_server");
                 if confirmed && queued {
                     let _ = self.remove_outbox_entry(&entry.id).await;
                 }

@@ -25,6 +25,7 @@ pub mod api;
 pub mod callback;
 mod client;
 pub mod clock;
+pub mod crash;
 mod error;
 pub mod jwt;
 mod lock;

@@ -161,32 +161,7 @@ impl Harness {
 
     /// Runs `authctl` against the emulator with its own profile (another device).
     pub fn authctl(&self, profile: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(bin_dir().join("authctl"))
-            .args([
-                "--url",
-                self.emu.url(),
-                "--anon-key",
-                self.emu.anon_key(),
-                "--profile",
-                profile,
-            ])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+        authctl_with_stdin(self.emu.url(), self.emu.anon_key(), profile, args, stdin)
     }
 
     /// Signs `email` in as another device (an `authctl` profile).
@@ -270,6 +245,39 @@ impl Harness {
             .await
             .unwrap();
     }
+}
+
+/// Runs `authctl` against `url` with `profile` (no standard input).
+pub fn authctl_at(url: &str, anon_key: &str, profile: &str, args: &[&str]) -> Output {
+    authctl_with_stdin(url, anon_key, profile, args, None)
+}
+
+fn authctl_with_stdin(
+    url: &str,
+    anon_key: &str,
+    profile: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin_dir().join("authctl"))
+        .args(["--url", url, "--anon-key", anon_key, "--profile", profile])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
 }
 
 /// Saves a screenshot of the window as `target/screenshots/<name>.png`.
@@ -378,16 +386,28 @@ pub fn focus_app_windows() {
 
 /// Every secret the keyring holds for Tessera, from the Secret Service itself.
 pub fn tokens_in_keyring() -> Vec<String> {
-    let out = Command::new("secret-tool")
-        .args(["search", "--all", "--unlock", "service", "tessera"])
-        .output()
-        .unwrap();
+    secret_tool_tokens(&["search", "--all", "--unlock", "service", "tessera"])
+}
+
+/// The secrets the keyring holds for one profile: its session, revocation outbox and
+/// pending sign-in flows (the engine's entries `<profile>.session|outbox|flows`).
+pub fn tokens_in_keyring_for(profile: &str) -> Vec<String> {
+    ["session", "outbox", "flows"]
+        .iter()
+        .flat_map(|key| {
+            let user = format!("{profile}.{key}");
+            secret_tool_tokens(&["lookup", "service", "tessera", "username", &user])
+        })
+        .collect()
+}
+
+fn secret_tool_tokens(args: &[&str]) -> Vec<String> {
+    let out = Command::new("secret-tool").args(args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let mut tokens = Vec::new();
     for line in text.lines() {
-        let Some(secret) = line.strip_prefix("secret = ") else {
-            continue;
-        };
+        // `search` prints `secret = …` lines, `lookup` the bare secret.
+        let secret = line.strip_prefix("secret = ").unwrap_or(line);
         let json = secret.trim_start_matches('V');
         if let Ok(v) = serde_json::from_str::<Value>(json) {
             collect_tokens(&v, &mut tokens);
@@ -411,6 +431,36 @@ fn collect_tokens(v: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|i| collect_tokens(i, out)),
         _ => {}
     }
+}
+
+/// The webview's DOM and web storage, as text (for the secrets scan).
+pub async fn webview_contents(client: &Client) -> String {
+    client
+        .execute(
+            "return document.documentElement.outerHTML + JSON.stringify(localStorage) \
+             + JSON.stringify(sessionStorage) + document.cookie",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// How many files are under `root` (what a scan covered).
+pub fn count_files(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 /// Files under `root` (skipping the keyring's own encrypted store) that contain any of

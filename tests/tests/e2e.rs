@@ -12,7 +12,7 @@ use tessera_e2e::*;
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
-async fn sign_in_survives_a_restart_and_no_token_leaks() {
+async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
     let h = Harness::start().await;
     h.create_user("ada@example.com").await;
     let app = h.open_app().await;
@@ -21,7 +21,21 @@ async fn sign_in_survives_a_restart_and_no_token_leaks() {
     click(&app, "refresh").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     screenshot(&app, "signed-in").await;
+    let webview = webview_contents(&app).await;
     app.close().await.unwrap();
+
+    // The CLI on the app's own session: everything it prints is captured.
+    let mut outputs = Vec::new();
+    for args in [
+        &["status", "--json"][..],
+        &["refresh"],
+        &["user"],
+        &["outbox"],
+    ] {
+        let out = h.authctl(&h.profile, args, None);
+        assert!(out.status.success(), "authctl {args:?}");
+        outputs.push(out);
+    }
 
     // Restart: the session comes back from the keyring (INITIAL_SESSION).
     let app = h.open_app().await;
@@ -29,22 +43,55 @@ async fn sign_in_survives_a_restart_and_no_token_leaks() {
         wait_status(&app, |s| s.starts_with("Signed in")).await,
         "Signed in as ada@example.com"
     );
-    let tokens = tokens_in_keyring();
-    assert!(tokens.len() >= 2, "the session is in the keyring");
+    assert!(
+        tokens_in_keyring().len() >= 2,
+        "the session is in the keyring"
+    );
+    let webview = webview + &webview_contents(&app).await;
+    click(&app, "sign-out-global").await;
+    wait_status(&app, |s| s == "Signed out").await;
     app.close().await.unwrap();
 
-    // No token in any file the app wrote, nor in its logs.
+    // Every token the server issued in this run, searched for in every file under the
+    // test's HOME (app data, config, cache, WebKit storage, lock files; the keyring's own
+    // encrypted file aside), the app's log, the CLI's output and the webview's DOM and
+    // storage.
+    let issued: Vec<String> =
+        serde_json::from_value(h.get("/_emulator/issued-tokens").await).unwrap();
+    assert!(issued.len() >= 6, "sign-in and two refreshes issued tokens");
     let home = std::path::PathBuf::from(std::env::var("HOME").unwrap());
-    let hits = files_containing(&home, &tokens);
+    let hits = files_containing(&home, &issued);
     assert!(hits.is_empty(), "tokens found in {hits:?}");
     let log = std::fs::read_to_string(&h.log).unwrap();
     assert!(
         log.contains("Tessera started") && log.contains("restored the stored session"),
         "app log: {log}"
     );
-    for t in &tokens {
-        assert!(!log.contains(t.as_str()), "a token is in the log");
+    let printed: String = outputs
+        .iter()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .collect();
+    for t in &issued {
+        assert!(!log.contains(t.as_str()), "a token is in the app's log");
+        assert!(
+            !printed.contains(t.as_str()),
+            "a token is in authctl's output"
+        );
+        assert!(!webview.contains(t.as_str()), "a token reached the webview");
     }
+    eprintln!(
+        "secrets scan: {} issued tokens, 0 hits in {} files' worth of HOME, the app log, \
+         {} captured CLI outputs and the webview",
+        issued.len(),
+        count_files(&home),
+        outputs.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -264,5 +311,96 @@ async fn two_factor_enrolment_and_sign_in() {
             .count(),
         1
     );
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_app_and_two_authctl_processes_share_one_session() {
+    let h = Harness::start().await;
+    let user = h.create_user("shared@example.com").await;
+    let app = h.open_app().await;
+    sign_in(&app, "shared@example.com").await;
+    h.http
+        .delete(format!("{}/_emulator/stats", h.emu.url()))
+        .send()
+        .await
+        .unwrap();
+
+    // Five rounds: the app's Refresh button and two authctl processes on the app's own
+    // keyring entry, all at once.
+    for _ in 0..5 {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (url, key, profile) = (
+                    h.emu.url().to_owned(),
+                    h.emu.anon_key().to_owned(),
+                    h.profile.clone(),
+                );
+                tokio::task::spawn_blocking(move || authctl_at(&url, &key, &profile, &["refresh"]))
+            })
+            .collect();
+        click(&app, "refresh").await;
+        for r in runs {
+            let out = r.await.unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // The app refreshes once more: it must adopt what the CLI stored, not reuse its own.
+    click(&app, "refresh").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = h.get("/_emulator/stats").await;
+    assert_eq!(
+        stats["refresh_token_reuses"], 0,
+        "no refresh token was presented twice: {stats}"
+    );
+    let grants = stats["refresh_token_grants"].as_u64().unwrap();
+    assert!((5..=18).contains(&grants), "{stats}");
+    assert_eq!(h.sessions(&user).await.len(), 1, "one live session");
+    assert!(
+        !tokens_in_keyring_for(&h.profile).is_empty(),
+        "the shared session is in the keyring"
+    );
+    assert!(h.authctl(&h.profile, &["user"], None).status.success());
+    assert!(text(&app, "auth-status").await.starts_with("Signed in"));
+
+    // Sign-outs and a refresh at once: the app (this device), one process (global), the
+    // other refreshing. Whatever the order, all end signed out and the server forgets it.
+    let (url, key, profile) = (
+        h.emu.url().to_owned(),
+        h.emu.anon_key().to_owned(),
+        h.profile.clone(),
+    );
+    let global = tokio::task::spawn_blocking(move || {
+        authctl_at(&url, &key, &profile, &["sign-out", "--scope", "global"])
+    });
+    let (url, key, profile) = (
+        h.emu.url().to_owned(),
+        h.emu.anon_key().to_owned(),
+        h.profile.clone(),
+    );
+    let refresh =
+        tokio::task::spawn_blocking(move || authctl_at(&url, &key, &profile, &["refresh"]));
+    click(&app, "sign-out-local").await;
+    assert!(global.await.unwrap().status.success());
+    let _ = refresh.await.unwrap(); // may find the session gone: either answer is fine
+    focus_app_windows();
+    wait_status(&app, |s| s == "Signed out").await;
+    let status = h.authctl(&h.profile, &["status"], None);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not signed in"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !h.sessions(&user).await.is_empty() || !tokens_in_keyring_for(&h.profile).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server or the keyring still holds the session"
+        );
+        let _ = h.authctl(&h.profile, &["outbox", "flush"], None);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("concurrency: 5 rounds of 3 processes, {grants} refreshes, 0 reuses");
     app.close().await.unwrap();
 }

@@ -79,6 +79,7 @@ impl Emulator {
             db,
             clock: Clock::default(),
             faults: Faults::default(),
+            issued: Default::default(),
             keys,
             external_url,
             stats: api::Stats::default(),

@@ -1976,8 +1976,11 @@ async fn stats_count_requests_by_kind() {
     assert_eq!(
         stats,
         json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1,
-               "user_requests": 1, "faults_injected": 2})
+               "user_requests": 1, "refresh_token_reuses": 0, "faults_injected": 2})
     );
+    let issued = env.get("/_emulator/issued-tokens", None).await.json;
+    let issued = issued.as_array().unwrap();
+    assert!(issued.contains(&json!(access(&s))) && issued.contains(&json!(refresh_token(&s))));
     env.send(Method::DELETE, "/_emulator/stats", None, None, &[])
         .await;
     assert_eq!(

@@ -81,6 +81,18 @@ pub async fn sessions(
     ))
 }
 
+/// Every access and refresh token issued since start (emulator-only: the secrets scans
+/// search what clients wrote for them).
+pub async fn issued_tokens(State(state): State<AppState>) -> Json<Vec<String>> {
+    Json(
+        state
+            .issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    )
+}
+
 /// Request counters (answered requests, successful or not; authenticated routes count
 /// only requests that passed authentication).
 pub async fn stats(State(state): State<AppState>) -> Json<Value> {
@@ -92,6 +104,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "pkce_grants": s.pkce.load(SeqCst),
         "logouts": s.logout.load(SeqCst),
         "user_requests": s.user.load(SeqCst),
+        "refresh_token_reuses": s.reuse.load(SeqCst),
         "faults_injected": state.faults.injected(),
     }))
 }
@@ -99,7 +112,14 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
 pub async fn reset_stats(State(state): State<AppState>) -> StatusCode {
     use std::sync::atomic::Ordering::SeqCst;
     let s = &state.stats;
-    for c in [&s.refresh, &s.password, &s.pkce, &s.logout, &s.user] {
+    for c in [
+        &s.refresh,
+        &s.password,
+        &s.pkce,
+        &s.logout,
+        &s.user,
+        &s.reuse,
+    ] {
         c.store(0, SeqCst);
     }
     state.faults.reset_injected();

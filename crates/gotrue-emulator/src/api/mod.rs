@@ -48,6 +48,16 @@ pub struct Shared {
     pub external_url: String,
     /// Request counters for `GET /_emulator/stats`.
     pub stats: Stats,
+    /// Every access and refresh token issued, for `GET /_emulator/issued-tokens` (the
+    /// secrets scans look for them in what clients wrote).
+    pub issued: std::sync::Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn record_issued(&self, tokens: [&str; 2]) {
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued.extend(tokens.iter().map(|t| (*t).to_owned()));
+    }
 }
 
 /// How many requests of each kind the emulator answered (successful or not).
@@ -58,6 +68,8 @@ pub struct Stats {
     pub pkce: std::sync::atomic::AtomicU64,
     pub logout: std::sync::atomic::AtomicU64,
     pub user: std::sync::atomic::AtomicU64,
+    /// Refresh requests that presented an already-used refresh token.
+    pub reuse: std::sync::atomic::AtomicU64,
 }
 
 impl Stats {
@@ -139,6 +151,7 @@ fn gotrue_routes() -> Router<AppState> {
                 .delete(emulator::clear_faults),
         )
         .route("/_emulator/sessions", get(emulator::sessions))
+        .route("/_emulator/issued-tokens", get(emulator::issued_tokens))
         .route(
             "/_emulator/stats",
             get(emulator::stats).delete(emulator::reset_stats),
@@ -462,6 +475,7 @@ pub fn session_json(
     extra: Map<String, Value>,
 ) -> Result<Value, ApiError> {
     let (access, expires_at) = access_token(state, user, session);
+    state.record_issued([&access, refresh_token]);
     let mut body = json!({
         "access_token": access,
         "token_type": "bearer",

@@ -144,6 +144,8 @@ fn refresh_grant(
     let reuse_window =
         i64::try_from(state.config.refresh_token_reuse_interval.as_micros()).unwrap_or(i64::MAX);
     let issued = if token.revoked {
+        // A refresh token presented a second time: two clients raced, or one lost an answer.
+        super::Stats::bump(&state.stats.reuse);
         let active = RefreshTokenRow::active_for_session(&tx, &session.id)?;
         match active {
             // The client lost the answer to its last refresh: hand it the live token again.

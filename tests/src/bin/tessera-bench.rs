@@ -1,0 +1,832 @@
+//! Side-by-side benchmarks: Tessera and the official `@supabase/auth-js` against one GoTrue
+//! emulator, in one run, on one machine (BENCHMARKS.md). Tessera's scenarios run here (the
+//! engine in-process, or the release `authctl` and `tessera` binaries); auth-js's run in
+//! Node through `tests/auth-js/bench.mjs`. Prints Markdown tables.
+//!
+//! Run by `scripts/bench` (release build, inside Xvfb and a private Secret Service).
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use auth_core::{
+    AuthClient, AuthConfig, AuthEvent, Clock, KeyringStore, ManualClock, MemoryStore, Password,
+    SecretStore, SignOutScope,
+};
+use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const EMAIL: &str = "bench@example.com";
+const PASSWORD: &str = "correct-horse-9";
+const OFFLINE_URL: &str = "http://127.0.0.1:9";
+
+struct Bench {
+    emu: EmulatorHandle,
+    http: reqwest::Client,
+    root: PathBuf,
+    scratch: tempfile::TempDir,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn ratio(tessera: f64, other: f64) -> String {
+    if tessera <= 0.0 {
+        return "—".into();
+    }
+    format!("{:.1}×", other / tessera)
+}
+
+impl Bench {
+    fn release(&self, bin: &str) -> PathBuf {
+        self.root.join("target/release").join(bin)
+    }
+
+    async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/_emulator/stats", self.emu.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn reset_stats(&self) {
+        self.http
+            .delete(format!("{}/_emulator/stats", self.emu.url()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn fault(&self, fault: Value) {
+        self.http
+            .post(format!("{}/_emulator/faults", self.emu.url()))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_emulator/faults", self.emu.url()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn node_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("node");
+        cmd.current_dir(self.root.join("tests/auth-js"))
+            .arg("--no-warnings")
+            .arg("bench.mjs")
+            .args(args)
+            .env("BENCH_URL", self.emu.url())
+            .env("BENCH_ANON", self.emu.anon_key())
+            .env("BENCH_EMAIL", EMAIL)
+            .env("BENCH_PASSWORD", PASSWORD)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a bench.mjs command; its last stdout line is JSON.
+    async fn node(&self, args: &[&str]) -> Value {
+        let out = self.node_cmd(args).output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|_| {
+            panic!(
+                "bench.mjs {args:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    fn authctl_cmd(&self, profile: &str, url: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.release("authctl"));
+        cmd.args([
+            "--url",
+            url,
+            "--anon-key",
+            self.emu.anon_key(),
+            "--profile",
+            profile,
+        ])
+        .args(args)
+        .env("TESSERA_LOCK_DIR", self.scratch.path().join("locks"));
+        cmd
+    }
+
+    async fn authctl(&self, profile: &str, args: &[&str], stdin: Option<&str>) -> String {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self
+            .authctl_cmd(profile, self.emu.url(), args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "authctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn authctl_sign_in(&self, profile: &str) {
+        self.authctl(
+            profile,
+            &["sign-in", "--email", EMAIL, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await;
+    }
+
+    fn engine_config(&self) -> AuthConfig {
+        AuthConfig::new(self.emu.url(), self.emu.anon_key())
+    }
+
+    async fn engine(
+        &self,
+        store: Arc<dyn SecretStore>,
+        clock: Arc<ManualClock>,
+        profile: &str,
+    ) -> AuthClient {
+        let mut cfg = self.engine_config();
+        cfg.profile = profile.into();
+        let client = AuthClient::with_clock(cfg, store, clock as Arc<dyn Clock>).unwrap();
+        client.start().await.unwrap();
+        client
+    }
+
+    async fn signed_in_engine(
+        &self,
+        store: Arc<dyn SecretStore>,
+        profile: &str,
+    ) -> (AuthClient, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::starting_now());
+        let client = self.engine(store, clock.clone(), profile).await;
+        client
+            .sign_in_with_password(EMAIL, &Password::new(PASSWORD))
+            .await
+            .unwrap();
+        (client, clock)
+    }
+
+    /// Time from spawning `cmd` to its first line on stdout (then the process is killed).
+    async fn time_to_first_line(mut cmd: Command) -> (Duration, String) {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next_line().await.unwrap().unwrap_or_default();
+        let elapsed = started.elapsed();
+        let _ = child.kill().await;
+        (elapsed, line)
+    }
+}
+
+/// RSS and PSS (KiB) of a process and all its descendants.
+fn memory_of_tree(pid: u32) -> (u64, u64) {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let parent = pids[i];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …: the comm may contain spaces, so split after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) && !pids.contains(&child) {
+                pids.push(child);
+            }
+        }
+        i += 1;
+    }
+    let field = |pid: u32, file: &str, name: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let rss = pids.iter().map(|&p| field(p, "status", "VmRSS:")).sum();
+    let pss = pids.iter().map(|&p| field(p, "smaps_rollup", "Pss:")).sum();
+    (rss, pss)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn size_of(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| size_of(&e.path()))
+            .sum()
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let root = std::env::var_os("TESSERA_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .to_path_buf()
+        });
+    let scratch = tempfile::Builder::new()
+        .prefix("tessera-bench")
+        .tempdir()
+        .unwrap();
+    std::fs::create_dir_all(scratch.path().join("locks")).unwrap();
+    let mut config = Config::for_tests();
+    config.jwt_exp = Duration::from_secs(3600);
+    let emu = Emulator::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/admin/users", emu.url()))
+        .bearer_auth(emu.service_role_key())
+        .json(&json!({"email": EMAIL, "password": PASSWORD, "email_confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let b = Bench {
+        emu,
+        http,
+        root,
+        scratch,
+    };
+    let node_version = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let auth_js: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            b.root
+                .join("tests/auth-js/node_modules/@supabase/auth-js/package.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    println!(
+        "Measured {} on this machine ({} cores): Tessera {} (release) vs @supabase/auth-js {} on Node {node_version}, \
+         one gotrue-emulator (1 h access tokens, 10 s reuse interval).\n",
+        chrono_like_now(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        env!("CARGO_PKG_VERSION"),
+        auth_js["version"].as_str().unwrap_or("?"),
+    );
+
+    coalescing(&b).await;
+    idle(&b).await;
+    sign_out(&b).await;
+    revocation(&b).await;
+    restore(&b).await;
+    resources(&b).await;
+}
+
+fn chrono_like_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+// ----------------------------------------------------------------------------- scenario 1
+
+async fn coalescing(b: &Bench) {
+    println!("## 1. Refresh coalescing\n");
+    println!(
+        "Concurrent requests for a valid token on an expired session (Tessera: `access_token()`, \
+         auth-js: `getSession()`), counted at the server.\n"
+    );
+    println!(
+        "| concurrent callers | Tessera refresh requests | auth-js refresh requests |\n|---:|---:|---:|"
+    );
+    for n in [1usize, 10, 100, 1000] {
+        let (client, clock) = b
+            .signed_in_engine(Arc::new(MemoryStore::new()), "coalesce")
+            .await;
+        b.reset_stats().await;
+        clock.advance(Duration::from_secs(3600));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.access_token().await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let tessera = b.stats().await["refresh_token_grants"].as_u64().unwrap();
+        client.sign_out(SignOutScope::Local).await.unwrap();
+        let js = b.node(&["coalesce", &n.to_string()]).await;
+        assert_eq!(js["failed"], 0, "{js}");
+        println!("| {n} | {tessera} | {} |", js["refreshRequests"]);
+    }
+
+    // Two processes on one stored session, ten trials.
+    const TRIALS: usize = 10;
+    let mut tessera = (0, 0);
+    let profile = "bench-two-processes";
+    b.authctl_sign_in(profile).await;
+    for _ in 0..TRIALS {
+        b.reset_stats().await;
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let mut cmd = b.authctl_cmd(profile, b.emu.url(), &["refresh"]);
+                cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+                tokio::spawn(async move { cmd.output().await.unwrap() })
+            })
+            .collect();
+        for r in runs {
+            let out = r.await.unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = b.stats().await;
+        tessera.0 += s["refresh_token_grants"].as_u64().unwrap();
+        tessera.1 += s["refresh_token_reuses"].as_u64().unwrap();
+    }
+    b.authctl(profile, &["sign-out", "--scope", "local"], None)
+        .await;
+
+    let file = b.scratch.path().join("auth-js-two-processes.json");
+    let file = file.to_str().unwrap();
+    b.node(&["save-session", file]).await;
+    let mut js = (0, 0);
+    for _ in 0..TRIALS {
+        b.node(&["expire-file", file]).await;
+        b.reset_stats().await;
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let mut cmd = b.node_cmd(&["refresh-file", file]);
+                cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+                tokio::spawn(async move { cmd.output().await.unwrap() })
+            })
+            .collect();
+        for r in runs {
+            assert!(r.await.unwrap().status.success());
+        }
+        let s = b.stats().await;
+        js.0 += s["refresh_token_grants"].as_u64().unwrap();
+        js.1 += s["refresh_token_reuses"].as_u64().unwrap();
+    }
+    println!(
+        "\nTwo processes at once on one stored session, {TRIALS} trials (Tessera: two `authctl refresh` \
+         on one keyring entry; auth-js: two Node processes, each `getSession()` on an expired \
+         session in one shared storage file). A *reuse* is a refresh token sent twice: GoTrue \
+         tolerates it for 10 s, after that it revokes the whole session.\n"
+    );
+    println!("| per trial | Tessera | auth-js |\n|---|---:|---:|");
+    println!(
+        "| refresh requests | {:.1} | {:.1} |",
+        tessera.0 as f64 / TRIALS as f64,
+        js.0 as f64 / TRIALS as f64
+    );
+    println!(
+        "| refresh-token reuses | {:.1} | {:.1} |\n",
+        tessera.1 as f64 / TRIALS as f64,
+        js.1 as f64 / TRIALS as f64
+    );
+}
+
+// ----------------------------------------------------------------------------- scenario 2
+
+async fn idle(b: &Bench) {
+    println!("## 2. Idle wake-ups\n");
+    println!(
+        "A signed-in, idle client with 1 h access tokens, in simulated time (Tessera: a manual \
+         clock over 24 h; auth-js: Node's mocked timers and `Date` over 6 h, the emulator's clock \
+         moved along).\n"
+    );
+    let (client, clock) = b
+        .signed_in_engine(Arc::new(MemoryStore::new()), "idle")
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let w0 = client.metrics().wakeups.load(Ordering::SeqCst);
+    let r0 = client.metrics().refresh_requests.load(Ordering::SeqCst);
+    for _ in 0..(24 * 60) {
+        clock.advance(Duration::from_secs(60));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let wakeups = (client.metrics().wakeups.load(Ordering::SeqCst) - w0) as f64 / 24.0;
+    let refreshes = (client.metrics().refresh_requests.load(Ordering::SeqCst) - r0) as f64 / 24.0;
+    client.sign_out(SignOutScope::Local).await.unwrap();
+    let js = b.node(&["idle"]).await;
+    let js_wakeups = js["wakeupsPerHour"].as_f64().unwrap();
+    println!("| per hour | Tessera | auth-js | ratio |\n|---|---:|---:|---:|");
+    println!(
+        "| timer wake-ups | {wakeups:.2} | {js_wakeups:.0} | {} fewer |",
+        ratio(wakeups, js_wakeups)
+    );
+    println!(
+        "| refresh requests | {refreshes:.2} | {:.2} | |\n",
+        js["refreshesPerHour"].as_f64().unwrap()
+    );
+}
+
+// ----------------------------------------------------------------------------- scenario 3
+
+struct SignOutRow {
+    signed_out: usize,
+    runs: usize,
+    median: f64,
+    p99: f64,
+    errors: usize,
+}
+
+async fn tessera_sign_out(
+    b: &Bench,
+    store: Arc<dyn SecretStore>,
+    scope: SignOutScope,
+    offline: bool,
+    runs: usize,
+) -> SignOutRow {
+    let mut samples = Vec::new();
+    let mut signed_out = 0;
+    let mut errors = 0;
+    for _ in 0..runs {
+        let (client, _clock) = b.signed_in_engine(store.clone(), "signout").await;
+        if offline {
+            b.fault(json!({"path": "/logout", "drop": true, "times": 1}))
+                .await;
+        }
+        let mut events = client.subscribe();
+        let started = Instant::now();
+        let result = client.sign_out(scope).await;
+        let returned = started.elapsed();
+        let mut event_at = None;
+        while let Ok(e) = events.try_recv() {
+            if e.event == AuthEvent::SignedOut {
+                event_at = Some(e);
+                break;
+            }
+        }
+        errors += usize::from(result.is_err());
+        if event_at.is_some() && client.session().is_none() {
+            signed_out += 1;
+        }
+        samples.push(ms(returned));
+        b.clear_faults().await;
+        if client.session().is_some() {
+            client.sign_out(SignOutScope::Local).await.unwrap();
+        }
+        client.flush_outbox().await.unwrap();
+    }
+    SignOutRow {
+        signed_out,
+        runs,
+        median: median(samples.clone()),
+        p99: percentile(samples, 0.99),
+        errors,
+    }
+}
+
+/// The time to `SIGNED_OUT`: Tessera emits it before `sign_out` returns, so the call's
+/// duration bounds it; measured precisely with a listener below.
+async fn tessera_time_to_event(
+    b: &Bench,
+    store: Arc<dyn SecretStore>,
+    offline: bool,
+    runs: usize,
+) -> (f64, f64) {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let (client, _clock) = b.signed_in_engine(store.clone(), "signout").await;
+        if offline {
+            b.fault(json!({"path": "/logout", "drop": true, "times": 1}))
+                .await;
+        }
+        let mut events = client.subscribe();
+        let started = Instant::now();
+        let c = client.clone();
+        let call = tokio::spawn(async move { c.sign_out(SignOutScope::Local).await });
+        loop {
+            if events.recv().await.unwrap().event == AuthEvent::SignedOut {
+                break;
+            }
+        }
+        samples.push(ms(started.elapsed()));
+        call.await.unwrap().unwrap();
+        b.clear_faults().await;
+        client.flush_outbox().await.unwrap();
+    }
+    (median(samples.clone()), percentile(samples, 0.99))
+}
+
+async fn sign_out(b: &Bench) {
+    const RUNS: usize = 100;
+    println!("## 3. Sign-out latency\n");
+    println!(
+        "From the call to the local session being gone and `SIGNED_OUT` delivered ({RUNS} runs \
+         each, in-memory storage on both sides; *unreachable* = the server drops the `/logout` \
+         connection). For `others` the local session stays by design: the column shows how long the \
+         call took. \"Signed out\" counts runs that ended with the local session gone.\n"
+    );
+    println!(
+        "| scope | server | Tessera signed out | Tessera median / p99 | auth-js signed out | auth-js median / p99 | auth-js errors |\n|---|---|---:|---:|---:|---:|---|"
+    );
+    for scope in [
+        SignOutScope::Local,
+        SignOutScope::Global,
+        SignOutScope::Others,
+    ] {
+        for offline in [false, true] {
+            let t = tessera_sign_out(b, Arc::new(MemoryStore::new()), scope, offline, RUNS).await;
+            let js = b
+                .node(&[
+                    "signout",
+                    scope.as_str(),
+                    if offline { "offline" } else { "online" },
+                    &RUNS.to_string(),
+                ])
+                .await;
+            let js_errors = js["errors"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{v}× {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "—".into());
+            let t_note = if t.errors > 0 {
+                format!(" ({} queued, error returned)", t.errors)
+            } else {
+                String::new()
+            };
+            println!(
+                "| {} | {} | {}/{}{t_note} | {:.3} / {:.3} ms | {}/{} | {:.3} / {:.3} ms | {js_errors} |",
+                scope.as_str(),
+                if offline { "unreachable" } else { "online" },
+                t.signed_out,
+                t.runs,
+                t.median,
+                t.p99,
+                js["signedOutLocally"],
+                js["runs"],
+                js["medianMs"].as_f64().unwrap(),
+                js["p99Ms"].as_f64().unwrap(),
+            );
+        }
+    }
+    println!(
+        "\nTessera's `local`/`global` call returns after the server was tried once (the revocation \
+         is queued durably first); the `SIGNED_OUT` event comes earlier. Call → `SIGNED_OUT` for \
+         Tessera's `local` sign-out ({RUNS} runs):\n"
+    );
+    println!("| store | server | median | p99 |\n|---|---|---:|---:|");
+    for offline in [false, true] {
+        let (m, p) = tessera_time_to_event(b, Arc::new(MemoryStore::new()), offline, RUNS).await;
+        println!(
+            "| in-memory | {} | {m:.3} ms | {p:.3} ms |",
+            if offline { "unreachable" } else { "online" }
+        );
+    }
+    for offline in [false, true] {
+        let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::for_platform("tessera-bench"));
+        let (m, p) = tessera_time_to_event(b, store, offline, 30).await;
+        println!(
+            "| OS keyring (gnome-keyring, 30 runs) | {} | {m:.3} ms | {p:.3} ms |",
+            if offline { "unreachable" } else { "online" }
+        );
+    }
+    println!();
+}
+
+// ----------------------------------------------------------------------------- scenario 4
+
+async fn revocation(b: &Bench) {
+    println!("## 4. Remote revocation delay\n");
+    println!(
+        "Device B signs out `global`; how long until device A (signed in, idle, fresh 1 h token) \
+         shows `SIGNED_OUT`.\n"
+    );
+    // Tessera, A regains focus: the app calls validate().
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let (a, _) = b
+            .signed_in_engine(Arc::new(MemoryStore::new()), "device-a")
+            .await;
+        let (other, _) = b
+            .signed_in_engine(Arc::new(MemoryStore::new()), "device-b")
+            .await;
+        let mut events = a.subscribe();
+        other.sign_out(SignOutScope::Global).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(a.validate().await.unwrap(), None);
+        loop {
+            if events.recv().await.unwrap().event == AuthEvent::SignedOut {
+                break;
+            }
+        }
+        samples.push(ms(started.elapsed()));
+    }
+    let on_focus = median(samples);
+    // Tessera without focus: simulated time until its own refresh finds the session gone.
+    let (a, clock) = b
+        .signed_in_engine(Arc::new(MemoryStore::new()), "device-a")
+        .await;
+    let (other, _) = b
+        .signed_in_engine(Arc::new(MemoryStore::new()), "device-b")
+        .await;
+    other.sign_out(SignOutScope::Global).await.unwrap();
+    let still = a.session().is_some();
+    let mut simulated = 0u64;
+    while a.session().is_some() && simulated < 4 * 3600 {
+        clock.advance(Duration::from_secs(30));
+        simulated += 30;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let js = b.node(&["revocation"]).await;
+    println!("| device A | Tessera | auth-js |\n|---|---:|---:|");
+    println!(
+        "| still signed in right after B's sign-out | {} | {} |",
+        if still { "yes" } else { "no" },
+        if js["getSessionStillReturnsSession"] == true {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    println!(
+        "| A regains focus (Tessera validates with the server) | **{on_focus:.2} ms** | no check: until the refresh below |"
+    );
+    println!(
+        "| A stays idle: first refresh finds the session gone | {simulated} s (simulated) | {} s (simulated) |\n",
+        js["simulatedSecondsUntilSignedOut"]
+    );
+}
+
+// ----------------------------------------------------------------------------- scenario 5
+
+async fn restore(b: &Bench) {
+    const RUNS: usize = 20;
+    println!("## 5. Restore at start\n");
+    println!(
+        "Process start to `INITIAL_SESSION` with a stored, valid session ({RUNS} runs, median). \
+         Tessera: `authctl watch` (release) reading the OS keyring; auth-js: a Node process reading \
+         a JSON file (Node has no keyring). *Unreachable*: the server URL points at a closed port.\n"
+    );
+    let profile = "bench-restore";
+    b.authctl_sign_in(profile).await;
+    let file = b.scratch.path().join("auth-js-restore.json");
+    let file = file.to_str().unwrap().to_owned();
+    b.node(&["save-session", &file]).await;
+    println!("| server | Tessera | auth-js | ratio |\n|---|---:|---:|---:|");
+    for offline in [false, true] {
+        let url = if offline { OFFLINE_URL } else { b.emu.url() };
+        let mut t = Vec::new();
+        let mut j = Vec::new();
+        for _ in 0..RUNS {
+            let (d, line) =
+                Bench::time_to_first_line(b.authctl_cmd(profile, url, &["watch"])).await;
+            assert!(
+                line.contains("INITIAL_SESSION") && line.contains(EMAIL),
+                "{line}"
+            );
+            t.push(ms(d));
+            let mut cmd = b.node_cmd(&["restore", &file, url]);
+            cmd.env("BENCH_URL", url);
+            let (d, line) = Bench::time_to_first_line(cmd).await;
+            assert!(line.contains("\"initialSession\":true"), "{line}");
+            j.push(ms(d));
+        }
+        let (t, j) = (median(t), median(j));
+        println!(
+            "| {} | {t:.1} ms | {j:.1} ms | {} faster |",
+            if offline { "unreachable" } else { "online" },
+            ratio(t, j)
+        );
+    }
+    println!();
+}
+
+// ----------------------------------------------------------------------------- scenario 6
+
+async fn resources(b: &Bench) {
+    println!("## 6. Resource use\n");
+    let profile = "bench-restore"; // signed in above
+    // The app, idle and signed in, in its real WebKit window under Xvfb.
+    let mut app = Command::new(b.release("tessera"))
+        .env("TESSERA_AUTH_URL", b.emu.url())
+        .env("TESSERA_ANON_KEY", b.emu.anon_key())
+        .env("TESSERA_PROFILE", profile)
+        .env("TESSERA_LOCK_DIR", b.scratch.path().join("locks"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (app_rss, app_pss) = memory_of_tree(app.id().unwrap());
+    let _ = app.kill().await;
+
+    let mut engine = b
+        .authctl_cmd(profile, b.emu.url(), &["watch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (engine_rss, engine_pss) = memory_of_tree(engine.id().unwrap());
+    let _ = engine.kill().await;
+
+    let file = b.scratch.path().join("auth-js-restore.json");
+    let mut node = b
+        .node_cmd(&["idleProcess", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (node_rss, node_pss) = memory_of_tree(node.id().unwrap());
+    let _ = node.kill().await;
+
+    println!("| idle, signed in | RSS | PSS |\n|---|---:|---:|");
+    println!(
+        "| Tessera app (`tessera` + WebKit web and network processes, under Xvfb) | {} | {} |",
+        mib(app_rss),
+        mib(app_pss)
+    );
+    println!(
+        "| Tessera engine alone (`authctl watch`) | {} | {} |",
+        mib(engine_rss),
+        mib(engine_pss)
+    );
+    println!(
+        "| auth-js alone (Node process, auto-refresh on) | {} | {} |\n",
+        mib(node_rss),
+        mib(node_pss)
+    );
+    let node_bin = std::process::Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v node)\""])
+        .output()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap();
+    println!("| artefact | size |\n|---|---:|");
+    for bin in ["tessera", "authctl", "gotrue-emulator"] {
+        println!(
+            "| `target/release/{bin}` | {} |",
+            mib(size_of(&b.release(bin)) / 1024)
+        );
+    }
+    println!(
+        "| `node` binary (runtime auth-js needs outside a browser) | {} |",
+        mib(size_of(&node_bin) / 1024)
+    );
+    println!(
+        "| `node_modules/@supabase/auth-js` (installed package) | {} |",
+        mib(size_of(&b.root.join("tests/auth-js/node_modules/@supabase/auth-js")) / 1024)
+    );
+}

@@ -247,6 +247,8 @@ const commands = {
     await c.startAutoRefresh()
     const { data } = await c.getSession()
     console.log(JSON.stringify({ ready: !!data.session }))
+    // auth-js unrefs its ticker: keep the process alive the way an app's UI loop would.
+    setInterval(() => {}, 2 ** 30)
     await new Promise(() => {})
   },
 }

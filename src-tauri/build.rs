@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "auth_preferences",
     "auth_set_preferences",
     "auth_open_window",
+    "auth_list_sessions",
+    "auth_revoke_session",
 ];
 
 fn main() {

@@ -28,6 +28,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         auth::commands::auth_preferences,
         auth::commands::auth_set_preferences,
         auth::commands::auth_open_window,
+        auth::commands::auth_list_sessions,
+        auth::commands::auth_revoke_session,
     ])
 }
 

@@ -86,7 +86,7 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
         assert!(!webview.contains(t.as_str()), "a token reached the webview");
     }
     eprintln!(
-        "secrets scan: {} issued tokens, 0 hits in {} files' worth of HOME, the app log, \
+        "secrets scan: {} issued tokens, 0 hits in {} files under HOME, in the app log, \
          {} captured CLI outputs and the webview",
         issued.len(),
         count_files(&home),
@@ -402,5 +402,93 @@ async fn the_app_and_two_authctl_processes_share_one_session() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!("concurrency: 5 rounds of 3 processes, {grants} refreshes, 0 reuses");
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn your_devices_lists_sessions_and_signs_one_out() {
+    let h = Harness::start().await;
+    let user = h.create_user("devices@example.com").await;
+    let phone = format!("{}-phone", h.profile);
+    let laptop = format!("{}-laptop", h.profile);
+    h.sign_in_device(&phone, "devices@example.com");
+    h.sign_in_device(&laptop, "devices@example.com");
+    let app = h.open_app().await;
+    sign_in(&app, "devices@example.com").await;
+    let rows = |n: usize| {
+        let app = app.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let found = app
+                    .find_all(Locator::Css("#devices li.device"))
+                    .await
+                    .unwrap();
+                if found.len() == n {
+                    return found;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} rows, not {n}",
+                    found.len()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let listed = rows(3).await;
+    let mut this_device = 0;
+    for row in &listed {
+        let text = row.text().await.unwrap();
+        assert!(text.contains("Sign out this device"), "{text}");
+        this_device += usize::from(text.contains("This device"));
+    }
+    assert_eq!(this_device, 1, "exactly one row is this device");
+    assert!(
+        wait_text(&app, "devices", |t| t.contains("Tessera on Linux"))
+            .await
+            .contains("authctl on Linux")
+    );
+    screenshot(&app, "your-devices").await;
+
+    // Sign the phone out from here: its row goes, the laptop stays signed in.
+    let phone_session = serde_json::from_slice::<serde_json::Value>(
+        &h.authctl(&phone, &["status", "--json"], None).stdout,
+    )
+    .unwrap()["session"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.find(Locator::Css(&format!(
+        "li[data-session='{phone_session}'] button.revoke"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    rows(2).await;
+    wait_text(&app, "devices-status", |t| {
+        t.contains("Signed out authctl on Linux")
+    })
+    .await;
+    assert_eq!(h.sessions(&user).await.len(), 2);
+    let out = h.authctl(&phone, &["user"], None);
+    assert!(!out.status.success(), "the phone was signed out");
+    assert!(h.authctl(&laptop, &["user"], None).status.success());
+
+    // This device's own row: a local sign-out.
+    let mine = text(&app, "session-id").await;
+    app.find(Locator::Css(&format!(
+        "li[data-session='{mine}'] button.revoke"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_status(&app, |s| s == "Signed out").await;
+    assert_eq!(h.sessions(&user).await.len(), 1, "only the laptop is left");
     app.close().await.unwrap();
 }

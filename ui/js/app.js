@@ -73,6 +73,77 @@ function render() {
   countdown = setInterval(renderExpiry, 1000);
 }
 
+/** "3 min ago", "2 h ago", or a date. */
+function ago(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return 'unknown';
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+/** A readable name for a session's client from its user agent. */
+function deviceName(ua) {
+  if (!ua) return 'Unknown app';
+  const m = ua.match(/^([A-Za-z][\w .-]*?)\/[\w.+-]+(?: \(([^)]*)\))?/);
+  if (m) return m[2] ? `${m[1]} on ${m[2]}` : m[1];
+  return ua.length > 60 ? `${ua.slice(0, 57)}…` : ua;
+}
+
+async function renderDevices() {
+  const list = $('devices');
+  if (!session || pendingMfa) return;
+  try {
+    const devices = await auth.listSessions();
+    list.replaceChildren(
+      ...devices.map((d) => {
+        const li = document.createElement('li');
+        li.className = 'device';
+        li.dataset.session = d.id;
+        const info = document.createElement('div');
+        const name = document.createElement('strong');
+        name.textContent = deviceName(d.userAgent);
+        const details = document.createElement('span');
+        details.className = 'hint';
+        const parts = [`last active ${ago(d.lastActiveAt)}`];
+        if (d.ip) parts.push(d.ip);
+        if (d.aal === 'aal2') parts.push('two-factor');
+        details.textContent = parts.join(' · ');
+        info.append(name, document.createElement('br'), details);
+        if (d.isCurrent) {
+          const tag = document.createElement('span');
+          tag.className = 'tag';
+          tag.textContent = 'This device';
+          name.after(' ', tag);
+        }
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'revoke';
+        button.textContent = 'Sign out this device';
+        button.addEventListener('click', () =>
+          busy(button, async () => {
+            const outcome = await auth.revokeSession(d.id);
+            if (outcome.device === 'otherDevice') {
+              show('devices-status', `Signed out ${deviceName(d.userAgent)}. It will notice the next time it checks.`);
+              await renderDevices();
+            }
+          }),
+        );
+        li.append(info, button);
+        return li;
+      }),
+    );
+    if (!devices.length) show('devices-status', 'No sessions found.');
+  } catch (e) {
+    list.replaceChildren();
+    show('devices-status', e.code === 'devices_not_configured'
+      ? 'This project does not list devices yet: run Tessera’s “Your devices” SQL migration on it.'
+      : `Could not load your devices: ${e.message || e}`);
+  }
+}
+
 function renderConnectivity(c) {
   const badge = $('connectivity');
   if (!c || c.state === 'online') {
@@ -97,6 +168,7 @@ async function afterSignIn(view) {
   }
   render();
   await renderFactors();
+  await renderDevices();
   if (pendingMfa) $('mfa-code').focus();
 }
 
@@ -144,7 +216,10 @@ function onChange(change) {
     afterSignIn(change.session);
     return;
   }
-  if (change.event === 'MFA_CHALLENGE_VERIFIED') pendingMfa = null;
+  if (change.event === 'MFA_CHALLENGE_VERIFIED') {
+    pendingMfa = null;
+    renderDevices();
+  }
   render();
 }
 
@@ -241,6 +316,16 @@ function wire() {
     }),
   );
   $('new-window').addEventListener('click', () => busy($('new-window'), () => auth.openWindow()));
+  $('devices-reload').addEventListener('click', () =>
+    busy($('devices-reload'), async () => {
+      show('devices-status', null);
+      await renderDevices();
+    }),
+  );
+  // Coming back to the window: the list may have changed elsewhere.
+  window.addEventListener('focus', () => {
+    if (session && !pendingMfa) renderDevices();
+  });
   $('password-change').addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy($('change-password'), async () => {

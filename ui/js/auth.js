@@ -37,3 +37,7 @@ export const mfaUnenroll = (factorId) => invoke('auth_mfa_unenroll', { factorId 
 export const preferences = () => invoke('auth_preferences');
 export const setPreferences = (preferences) => invoke('auth_set_preferences', { preferences });
 export const openWindow = () => invoke('auth_open_window');
+/** Your devices: `[{ id, createdAt, lastActiveAt, userAgent, ip, aal, isCurrent }]`. */
+export const listSessions = () => invoke('auth_list_sessions');
+/** Signs one listed session out; this device's own is a local sign-out. */
+export const revokeSession = (sessionId) => invoke('auth_revoke_session', { sessionId });

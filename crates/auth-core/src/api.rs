@@ -102,6 +102,21 @@ pub struct TokenResponse {
     pub user: Value,
 }
 
+/// A row of `tessera_list_sessions()` as PostgREST returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    /// `timestamp without time zone` (UTC, as GoTrue writes it).
+    pub refreshed_at: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub aal: Option<String>,
+    #[serde(default)]
+    pub is_current: bool,
+}
+
 /// What `POST /signup` answered.
 #[derive(Debug)]
 pub enum SignUpResponse {
@@ -138,6 +153,8 @@ pub struct UserUpdate {
 pub struct GoTrueApi {
     http: reqwest::Client,
     base: String,
+    /// PostgREST's root (`…/rest/v1`), for the "Your devices" SQL functions.
+    rest_base: String,
     anon_key: String,
     timeout: Duration,
 }
@@ -146,6 +163,22 @@ impl GoTrueApi {
     /// `url` is the API root: `http://127.0.0.1:9999` (GoTrue) or
     /// `https://<project>.supabase.co/auth/v1` (Supabase).
     pub fn new(url: &str, anon_key: &str, timeout: Duration) -> Result<Self, AuthError> {
+        Self::with_user_agent(
+            url,
+            anon_key,
+            timeout,
+            concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    /// As [`GoTrueApi::new`], naming the client in `User-Agent` (GoTrue stores it with the
+    /// session, and "Your devices" shows it).
+    pub fn with_user_agent(
+        url: &str,
+        anon_key: &str,
+        timeout: Duration,
+        user_agent: &str,
+    ) -> Result<Self, AuthError> {
         let parsed =
             Url::parse(url).map_err(|e| AuthError::Config(format!("auth URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -157,15 +190,93 @@ impl GoTrueApi {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent)
             .build()
             .map_err(|e| AuthError::Config(e.to_string()))?;
+        let base = url.trim_end_matches('/').to_owned();
+        // Supabase serves GoTrue at `/auth/v1` and PostgREST at `/rest/v1` of one host.
+        let rest_base = match base.strip_suffix("/auth/v1") {
+            Some(root) => format!("{root}/rest/v1"),
+            None => format!("{base}/rest/v1"),
+        };
         Ok(Self {
             http,
-            base: url.trim_end_matches('/').to_owned(),
+            base,
+            rest_base,
             anon_key: anon_key.to_owned(),
             timeout,
         })
+    }
+
+    /// Points the PostgREST calls elsewhere (a self-hosted stack with its own REST URL).
+    pub fn set_rest_url(&mut self, url: &str) -> Result<(), AuthError> {
+        Url::parse(url).map_err(|e| AuthError::Config(format!("REST URL {url:?}: {e}")))?;
+        self.rest_base = url.trim_end_matches('/').to_owned();
+        Ok(())
+    }
+
+    pub fn rest_url(&self) -> &str {
+        &self.rest_base
+    }
+
+    /// Calls a PostgREST RPC function as the user.
+    async fn rpc<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        access_token: &AccessToken,
+        args: Value,
+    ) -> Result<T, AuthError> {
+        let resp = self
+            .http
+            .post(format!("{}/rpc/{function}", self.rest_base))
+            .header("apikey", &self.anon_key)
+            .bearer_auth(access_token.expose_secret())
+            .json(&args)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            let e = parse_error(status, &bytes);
+            // PostgREST's "no such function": the project lacks the migration.
+            if e.code() == "PGRST202" {
+                return Err(AuthError::Api {
+                    status: 404,
+                    code: "devices_not_configured".into(),
+                    message: format!(
+                        "the project has no {function}() function: run Tessera's \
+                         supabase/migrations/*_tessera_your_devices.sql on it"
+                    ),
+                });
+            }
+            return Err(e);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AuthError::InvalidResponse(format!("rpc/{function}: {e}")))
+    }
+
+    /// The user's sessions (`tessera_list_sessions`).
+    pub async fn list_sessions(
+        &self,
+        access_token: &AccessToken,
+    ) -> Result<Vec<SessionRow>, AuthError> {
+        self.rpc("tessera_list_sessions", access_token, json!({}))
+            .await
+    }
+
+    /// Deletes one of the user's sessions; `false` if it is not one of theirs (or gone).
+    pub async fn revoke_session(
+        &self,
+        access_token: &AccessToken,
+        session_id: &str,
+    ) -> Result<bool, AuthError> {
+        self.rpc(
+            "tessera_revoke_session",
+            access_token,
+            json!({ "session_id": session_id }),
+        )
+        .await
     }
 
     pub fn base_url(&self) -> &str {

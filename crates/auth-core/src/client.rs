@@ -60,6 +60,12 @@ pub struct AuthConfig {
     /// Run the background task (refresh on time, deliver queued revocations). A
     /// short-lived command-line call turns it off and does its work explicitly.
     pub background: bool,
+    /// `User-Agent` of every request; GoTrue keeps it with the session, and "Your
+    /// devices" shows it (`Tessera/0.1.0 (linux)`).
+    pub user_agent: String,
+    /// PostgREST's root for "Your devices"; by default derived from `url`
+    /// (`…/auth/v1` → `…/rest/v1`, a bare GoTrue root → `<root>/rest/v1`).
+    pub rest_url: Option<String>,
 }
 
 impl AuthConfig {
@@ -77,6 +83,8 @@ impl AuthConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             background: true,
+            user_agent: concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")).into(),
+            rest_url: None,
         }
     }
 
@@ -337,7 +345,11 @@ impl AuthClient {
         store: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
-        let api = GoTrueApi::new(&cfg.url, &cfg.anon_key, cfg.http_timeout)?;
+        let mut api =
+            GoTrueApi::with_user_agent(&cfg.url, &cfg.anon_key, cfg.http_timeout, &cfg.user_agent)?;
+        if let Some(rest) = &cfg.rest_url {
+            api.set_rest_url(rest)?;
+        }
         url::Url::parse(&cfg.callback_base).map_err(|e| {
             AuthError::Config(format!("callback base {:?}: {e}", cfg.callback_base))
         })?;
@@ -1169,6 +1181,68 @@ impl AuthClient {
         let r = self.inner.api.mfa_unenroll(&token, factor_id).await;
         self.report(r)?;
         self.user().await.map(|_| ())
+    }
+
+    // --------------------------------------------------------------------------- devices
+
+    /// The user's sessions ("Your devices"), most recently active first, through the SQL
+    /// functions of `supabase/migrations/*_tessera_your_devices.sql`.
+    pub async fn list_sessions(&self) -> Result<Vec<crate::model::DeviceSession>, AuthError> {
+        let token = self.access_token().await?;
+        let rows = self.inner.api.list_sessions(&token).await?;
+        let current = self.current().map(|s| s.session_id).unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                // `refreshed_at` has no zone (GoTrue writes UTC); say so for the UI.
+                let refreshed = r.refreshed_at.map(|t| {
+                    if t.ends_with('Z') || t.contains('+') {
+                        t
+                    } else {
+                        format!("{t}Z")
+                    }
+                });
+                let created_at = r.created_at.unwrap_or_default();
+                let last_active_at = refreshed
+                    .or(r.updated_at)
+                    .unwrap_or_else(|| created_at.clone());
+                crate::model::DeviceSession {
+                    is_current: r.is_current || (!current.is_empty() && r.id == current),
+                    id: r.id,
+                    created_at,
+                    last_active_at,
+                    user_agent: r.user_agent,
+                    ip: r.ip,
+                    aal: r.aal,
+                }
+            })
+            .collect())
+    }
+
+    /// Signs one session out from "Your devices". This device's own session is a local
+    /// sign-out (immediate, even offline); another device's is deleted on the server, and
+    /// that device learns it at its next refresh or validation (`SIGNED_OUT`, `revoked`).
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::model::RevokeOutcome, AuthError> {
+        let id = uuid::Uuid::parse_str(session_id)
+            .map_err(|_| AuthError::InvalidInput(format!("{session_id:?} is not a session id")))?
+            .to_string();
+        if self.current().is_some_and(|s| s.session_id == id) {
+            let sign_out = self.sign_out(SignOutScope::Local).await?;
+            return Ok(crate::model::RevokeOutcome::ThisDevice { sign_out });
+        }
+        let token = self.access_token().await?;
+        if self.inner.api.revoke_session(&token, &id).await? {
+            Ok(crate::model::RevokeOutcome::OtherDevice)
+        } else {
+            Err(AuthError::Api {
+                status: 404,
+                code: "device_not_found".into(),
+                message: "no such session among yours (it may have ended already)".into(),
+            })
+        }
     }
 
     // --------------------------------------------------------------------------- sign-out

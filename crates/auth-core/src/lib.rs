@@ -41,7 +41,8 @@ pub use client::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
 pub use model::{
-    AuthEvent, AuthStateChange, Connectivity, ErrorView, SessionView, SignOutReason, UserView,
+    AuthEvent, AuthStateChange, Connectivity, DeviceSession, ErrorView, RevokeOutcome, SessionView,
+    SignOutReason, UserView,
 };
 pub use secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 pub use store::{ChunkedStore, KeyringStore, MemoryStore, SecretStore, Store, StoreError};
@@ -52,6 +53,20 @@ pub const KEYRING_SERVICE: &str = "tessera";
 /// The anon key of Supabase's local stack, signed with its well-known demo secret: the
 /// default for talking to the embedded `gotrue-emulator`.
 pub const DEMO_ANON_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
+
+/// A `User-Agent` naming the client and the platform, e.g. `Tessera/0.1.0 (Linux)`: GoTrue
+/// keeps it with the session, and "Your devices" shows it.
+pub fn user_agent(product: &str, version: &str) -> String {
+    let platform = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "macOS",
+        "windows" => "Windows",
+        "ios" => "iOS",
+        "android" => "Android",
+        other => other,
+    };
+    format!("{product}/{version} ({platform})")
+}
 
 /// Where the app and `authctl` keep their cross-process lock files (nothing secret):
 /// `$TESSERA_LOCK_DIR`, else `$XDG_RUNTIME_DIR/tessera` (per user, private), else a

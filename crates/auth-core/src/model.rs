@@ -43,6 +43,36 @@ pub struct SessionView {
     pub clock_skew_secs: i64,
 }
 
+/// One of the user's sessions, as "Your devices" lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceSession {
+    pub id: String,
+    /// RFC 3339 (UTC).
+    pub created_at: String,
+    /// The last refresh, else the last change: when the device was last seen (RFC 3339).
+    pub last_active_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub aal: Option<String>,
+    /// This device's own session.
+    pub is_current: bool,
+}
+
+/// What revoking a session from "Your devices" did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", tag = "device")]
+pub enum RevokeOutcome {
+    /// It was this device's session: a local sign-out.
+    ThisDevice {
+        #[serde(flatten)]
+        sign_out: crate::SignOutOutcome,
+    },
+    /// Another device's session: deleted on the server; that device finds out at its next
+    /// refresh or validation.
+    OtherDevice,
+}
+
 /// The events of supabase-js, plus `AUTH_ERROR` and `CONNECTIVITY`.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -885,3 +885,82 @@ async fn a_process_with_a_stale_token_uses_the_stored_one_even_when_both_are_due
         "no reuse detection was triggered"
     );
 }
+
+#[tokio::test]
+async fn your_devices_lists_sessions_and_signs_one_out() {
+    let env = Env::start().await;
+    env.create_user("devices@example.com").await;
+    let device = |name: &str| {
+        let mut cfg = env.config();
+        cfg.user_agent = format!("{name}/1.0 (test)");
+        cfg
+    };
+    let mut laptop = env
+        .device_with(Arc::new(MemoryStore::new()), device("laptop"))
+        .await;
+    let mut phone = env
+        .device_with(Arc::new(MemoryStore::new()), device("phone"))
+        .await;
+    let mut tablet = env
+        .device_with(Arc::new(MemoryStore::new()), device("tablet"))
+        .await;
+    let here = laptop.sign_in("devices@example.com").await.session_id;
+    let phone_id = phone.sign_in("devices@example.com").await.session_id;
+    let tablet_id = tablet.sign_in("devices@example.com").await.session_id;
+
+    let list = laptop.client.list_sessions().await.unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    let current: Vec<_> = list.iter().filter(|d| d.is_current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].id, here);
+    assert_eq!(current[0].user_agent.as_deref(), Some("laptop/1.0 (test)"));
+    assert!(list.iter().all(|d| !d.last_active_at.is_empty()));
+
+    // Sign the phone out from the laptop: the others stay.
+    let outcome = laptop.client.revoke_session(&phone_id).await.unwrap();
+    assert_eq!(outcome, auth_core::RevokeOutcome::OtherDevice);
+    let ids: HashSet<String> = laptop
+        .client
+        .list_sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, HashSet::from([here.clone(), tablet_id.clone()]));
+    // The phone learns at its next validation: SIGNED_OUT, revoked.
+    phone.events.expect(AuthEvent::SignedIn).await;
+    assert_eq!(phone.client.validate().await.unwrap(), None);
+    let ended = phone.events.expect(AuthEvent::SignedOut).await;
+    assert_eq!(ended.reason, Some(SignOutReason::Revoked));
+    assert!(tablet.client.validate().await.unwrap().is_some());
+    assert!(laptop.client.session().is_some());
+
+    // Revoking it again, or a made-up id, is a clear error; a non-id is refused unsent.
+    let again = laptop.client.revoke_session(&phone_id).await.unwrap_err();
+    assert_eq!(again.code(), "device_not_found");
+    assert!(!again.ends_session(), "not about this device's session");
+    assert_eq!(
+        laptop
+            .client
+            .revoke_session("phone")
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+
+    // This device's own row is a local sign-out.
+    let outcome = laptop.client.revoke_session(&here).await.unwrap();
+    assert!(matches!(
+        outcome,
+        auth_core::RevokeOutcome::ThisDevice { ref sign_out } if sign_out.local_done
+    ));
+    let ended = laptop.events.expect(AuthEvent::SignedOut).await;
+    assert_eq!(ended.reason, Some(SignOutReason::User));
+    assert!(matches!(
+        laptop.client.list_sessions().await,
+        Err(AuthError::NotSignedIn)
+    ));
+    tablet.client.user().await.unwrap();
+}

@@ -91,6 +91,19 @@ enum Command {
     },
     /// Print auth events as JSON lines until interrupted (keeps the session refreshed).
     Watch,
+    /// Your devices: the user's sessions (`sessions revoke ID` signs one out).
+    Sessions {
+        #[command(subcommand)]
+        action: Option<SessionsAction>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsAction {
+    /// Sign one session out (this device's own: a local sign-out).
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +193,7 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
     cfg.profile = cli.profile.clone();
     cfg.lock_dir = Some(auth_core::default_lock_dir());
     cfg.background = matches!(cli.command, Command::Watch);
+    cfg.user_agent = auth_core::user_agent("authctl", env!("CARGO_PKG_VERSION"));
     let store = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let client = AuthClient::new(cfg, store)?;
     let mut events = client.subscribe();
@@ -271,6 +285,43 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
             };
             println!("{local} ({}); {server}", scope.as_str());
         }
+        Command::Sessions {
+            action: None,
+            json: as_json,
+        } => {
+            let devices = client.list_sessions().await?;
+            if as_json {
+                println!("{}", serde_json::to_string(&devices).unwrap_or_default());
+            } else {
+                for d in &devices {
+                    println!(
+                        "{}{}  last active {}  {}  {}  {}",
+                        d.id,
+                        if d.is_current { " (this device)" } else { "" },
+                        d.last_active_at,
+                        d.user_agent.as_deref().unwrap_or("unknown client"),
+                        d.ip.as_deref().unwrap_or("-"),
+                        d.aal.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+        }
+        Command::Sessions {
+            action: Some(SessionsAction::Revoke { id }),
+            ..
+        } => match client.revoke_session(&id).await? {
+            auth_core::RevokeOutcome::ThisDevice { sign_out } => println!(
+                "signed out on this device ({})",
+                if sign_out.server_confirmed {
+                    "the server confirmed"
+                } else {
+                    "the revocation is queued"
+                }
+            ),
+            auth_core::RevokeOutcome::OtherDevice => {
+                println!("signed out session {id}; that device notices at its next check")
+            }
+        },
         Command::Outbox { action } => {
             if matches!(action, Some(OutboxAction::Flush)) {
                 let left = client.flush_outbox().await?;

@@ -219,3 +219,38 @@ async fn profiles_otp_anonymous_and_watch() {
     assert_eq!(first["event"], "INITIAL_SESSION");
     assert_eq!(first["session"]["user"]["email"], "otp-cli@example.com");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn your_devices_list_and_revoke() {
+    let emu = emulator(Config::for_tests()).await;
+    create_user(&emu, "devices-cli@example.com").await;
+    let (laptop, phone, tablet) = (Ctl::new(&emu), Ctl::new(&emu), Ctl::new(&emu));
+    for ctl in [&laptop, &phone, &tablet] {
+        ctl.sign_in("devices-cli@example.com");
+    }
+    let list: Vec<Value> = serde_json::from_str(&laptop.ok(&["sessions", "--json"], None)).unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(
+        list.iter()
+            .all(|d| d["userAgent"].as_str().unwrap().starts_with("authctl/"))
+    );
+    let phone_id = serde_json::from_str::<Value>(&phone.ok(&["status", "--json"], None)).unwrap()
+        ["session"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = laptop.ok(&["sessions", "revoke", &phone_id], None);
+    assert!(out.contains("signed out session"), "{out}");
+    let text = laptop.ok(&["sessions"], None);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("(this device)") && !text.contains(&phone_id));
+    let out = phone.run(&["user"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session_not_found"));
+    assert!(
+        tablet
+            .ok(&["user"], None)
+            .contains("devices-cli@example.com")
+    );
+}

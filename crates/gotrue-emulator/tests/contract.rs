@@ -1976,7 +1976,7 @@ async fn stats_count_requests_by_kind() {
     assert_eq!(
         stats,
         json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1,
-               "user_requests": 1, "refresh_token_reuses": 0, "faults_injected": 2})
+               "user_requests": 1, "refresh_token_reuses": 0, "rpc_calls": 0, "faults_injected": 2})
     );
     let issued = env.get("/_emulator/issued-tokens", None).await.json;
     let issued = issued.as_array().unwrap();
@@ -1987,4 +1987,144 @@ async fn stats_count_requests_by_kind() {
         env.get("/_emulator/stats", None).await.json["refresh_token_grants"],
         0
     );
+}
+
+// ------------------------------------------------------------------ PostgREST RPC (Your devices)
+
+#[tokio::test]
+async fn rpc_lists_and_revokes_only_the_callers_sessions() {
+    let env = Env::start().await;
+    let laptop = env.sign_up("devices@example.com").await;
+    let phone = env.sign_in("devices@example.com").await;
+    let other = env.sign_up("someone-else@example.com").await;
+    let list = |token: String| {
+        let env = &env;
+        async move {
+            env.post_auth(
+                "/rest/v1/rpc/tessera_list_sessions",
+                &token,
+                Some(json!({})),
+            )
+            .await
+        }
+    };
+
+    let rows = list(access(&laptop)).await;
+    let rows = rows.assert_ok().as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "only this user's sessions: {rows:?}");
+    let laptop_sid = claims(&access(&laptop))["session_id"].clone();
+    let phone_sid = claims(&access(&phone))["session_id"].clone();
+    let current: Vec<_> = rows.iter().filter(|r| r["is_current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], laptop_sid);
+    for key in [
+        "created_at",
+        "updated_at",
+        "refreshed_at",
+        "user_agent",
+        "ip",
+        "aal",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} in {:?}", rows[0]);
+    }
+    assert!(rows[0]["created_at"].as_str().unwrap().ends_with("+00:00"));
+
+    // Someone else's session cannot be revoked (false), and stays.
+    let other_sid = claims(&access(&other))["session_id"].clone();
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&laptop),
+            Some(json!({"session_id": other_sid})),
+        )
+        .await;
+    assert_eq!(r.assert_ok(), &json!(false));
+    env.get("/user", Some(&access(&other))).await.assert_ok();
+
+    // One's own other device: true, and that session is gone for GoTrue at once.
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&laptop),
+            Some(json!({"session_id": phone_sid})),
+        )
+        .await;
+    assert_eq!(r.assert_ok(), &json!(true));
+    env.get("/user", Some(&access(&phone)))
+        .await
+        .assert_error(403, "session_not_found");
+    env.refresh(&refresh_token(&phone))
+        .await
+        .assert_error(400, "refresh_token_not_found");
+    assert_eq!(
+        list(access(&laptop)).await.json.as_array().unwrap().len(),
+        1
+    );
+
+    // PostgREST checks only the JWT: the revoked phone's token still lists (nothing current).
+    let rows = list(access(&phone)).await;
+    let rows = rows.assert_ok().as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["is_current"], false);
+}
+
+#[tokio::test]
+async fn rpc_refuses_like_postgrest() {
+    let env = Env::start().await;
+    let s = env.sign_up("rpc-errors@example.com").await;
+    let pg = |r: &Reply, status: u16, code: &str| {
+        assert_eq!(r.status.as_u16(), status, "{}", r.text);
+        assert_eq!(r.json["code"], code, "{}", r.text);
+        assert!(r.json["message"].is_string() && r.json.get("hint").is_some());
+    };
+    let anon = env.emu.anon_key().to_owned();
+    let r = env
+        .post_auth("/rest/v1/rpc/tessera_list_sessions", &anon, Some(json!({})))
+        .await;
+    pg(&r, 401, "42501");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&s),
+            Some(json!({"session_id": "not-a-uuid"})),
+        )
+        .await;
+    pg(&r, 400, "22P02");
+    let r = env
+        .post_auth("/rest/v1/rpc/tessera_nothing", &access(&s), Some(json!({})))
+        .await;
+    pg(&r, 404, "PGRST202");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&s),
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 404, "PGRST202");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_list_sessions",
+            "not.a.jwt",
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 401, "PGRST301");
+    let no_key = reqwest::Client::new()
+        .post(env.url("/rest/v1/rpc/tessera_list_sessions"))
+        .bearer_auth(access(&s))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status().as_u16(), 401);
+    env.advance(7200).await;
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_list_sessions",
+            &access(&s),
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 401, "PGRST303");
 }

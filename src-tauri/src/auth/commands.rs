@@ -2,8 +2,8 @@
 //! a thin adapter: arguments in, one engine call, a serializable result or `CommandError`.
 
 use auth_core::{
-    MfaEnrollment, OneTimeCode, Password, SessionView, SignOutOutcome, SignOutScope, SignUpOutcome,
-    User, UserUpdate,
+    DeviceSession, MfaEnrollment, OneTimeCode, Password, RevokeOutcome, SessionView,
+    SignOutOutcome, SignOutScope, SignUpOutcome, User, UserUpdate,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -113,6 +113,23 @@ pub async fn auth_sign_out(
     state.ready().await;
     let scope: SignOutScope = scope.as_deref().unwrap_or("global").parse()?;
     Ok(state.client.sign_out(scope).await?)
+}
+
+/// Your devices: the user's sessions, this one marked.
+#[tauri::command]
+pub async fn auth_list_sessions(state: State<'_, AuthState>) -> Result<Vec<DeviceSession>> {
+    state.ready().await;
+    Ok(state.client.list_sessions().await?)
+}
+
+/// Signs one of the listed sessions out (this device's own: a local sign-out).
+#[tauri::command]
+pub async fn auth_revoke_session(
+    state: State<'_, AuthState>,
+    session_id: String,
+) -> Result<RevokeOutcome> {
+    state.ready().await;
+    Ok(state.client.revoke_session(&session_id).await?)
 }
 
 #[tauri::command]

@@ -92,6 +92,7 @@ struct Settings {
     url: Option<String>,
     anon_key: Option<String>,
     callback_base: String,
+    rest_url: Option<String>,
 }
 
 fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
@@ -114,6 +115,7 @@ fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
         url: from_env("TESSERA_AUTH_URL").or_else(|| from_conf("authUrl")),
         anon_key: from_env("TESSERA_ANON_KEY").or_else(|| from_conf("anonKey")),
         callback_base: from_conf("callbackBase").unwrap_or_else(|| "tessera://auth".into()),
+        rest_url: from_env("TESSERA_REST_URL").or_else(|| from_conf("restUrl")),
     }
 }
 
@@ -192,7 +194,9 @@ pub fn init<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| profile_default.into());
     cfg.callback_base = settings.callback_base;
+    cfg.rest_url = settings.rest_url;
     cfg.lock_dir = Some(auth_core::default_lock_dir());
+    cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
     tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "Tessera started");
     let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let client = AuthClient::new(cfg, store).map_err(|e| e.to_string())?;

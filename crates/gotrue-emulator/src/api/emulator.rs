@@ -105,6 +105,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "logouts": s.logout.load(SeqCst),
         "user_requests": s.user.load(SeqCst),
         "refresh_token_reuses": s.reuse.load(SeqCst),
+        "rpc_calls": s.rpc.load(SeqCst),
         "faults_injected": state.faults.injected(),
     }))
 }
@@ -119,6 +120,7 @@ pub async fn reset_stats(State(state): State<AppState>) -> StatusCode {
         &s.logout,
         &s.user,
         &s.reuse,
+        &s.rpc,
     ] {
         c.store(0, SeqCst);
     }

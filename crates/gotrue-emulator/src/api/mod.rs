@@ -7,6 +7,7 @@ mod external;
 mod meta;
 mod mfa;
 mod otp;
+mod rest;
 mod signup;
 mod token;
 mod user;
@@ -70,6 +71,8 @@ pub struct Stats {
     pub user: std::sync::atomic::AtomicU64,
     /// Refresh requests that presented an already-used refresh token.
     pub reuse: std::sync::atomic::AtomicU64,
+    /// PostgREST RPC calls that passed authentication.
+    pub rpc: std::sync::atomic::AtomicU64,
 }
 
 impl Stats {
@@ -172,6 +175,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes.clone())
         .nest("/auth/v1", routes)
+        // PostgREST, for the SQL functions of Tessera's "Your devices" migration.
+        .route("/rest/v1/rpc/{name}", axum::routing::post(rest::rpc))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(error::versioned_errors))

@@ -299,6 +299,8 @@ function wire() {
         try {
           const outcome = await auth.signOut(scope);
           if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
+          else if (outcome.hookError)
+            message(`Signed out on this device. The app's server could not end the session yet (${outcome.hookError.code}: ${outcome.hookError.message}); it will be retried.`);
           else if (!outcome.serverConfirmed)
             message('Signed out on this device. The server could not be reached; it will be told when it can.');
           else message('Signed out.');

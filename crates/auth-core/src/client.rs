@@ -66,6 +66,9 @@ pub struct AuthConfig {
     /// PostgREST's root for "Your devices"; by default derived from `url`
     /// (`…/auth/v1` → `…/rest/v1`, a bare GoTrue root → `<root>/rest/v1`).
     pub rest_url: Option<String>,
+    /// The app backend's logout endpoint, called with the access token on every
+    /// sign-out before the auth server's revocation, with the outbox's guarantees.
+    pub logout_hook_url: Option<String>,
 }
 
 impl AuthConfig {
@@ -85,6 +88,7 @@ impl AuthConfig {
             background: true,
             user_agent: concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")).into(),
             rest_url: None,
+            logout_hook_url: None,
         }
     }
 
@@ -113,6 +117,9 @@ pub struct SignOutOutcome {
     pub server_confirmed: bool,
     /// The revocation waits in the outbox and will be retried.
     pub queued: bool,
+    /// The app backend's logout hook failed (it is retried with the revocation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<ErrorView>,
 }
 
 /// What a sign-up did.
@@ -277,6 +284,7 @@ struct Retry {
 struct Inner {
     cfg: AuthConfig,
     api: GoTrueApi,
+    hook: Option<crate::hook::LogoutHook>,
     store: Store,
     clock: Arc<dyn Clock>,
     state: watch::Sender<State>,
@@ -371,9 +379,18 @@ impl AuthClient {
             connectivity: Connectivity::Online,
         });
         let (events, _) = broadcast::channel(256);
+        let hook = match &cfg.logout_hook_url {
+            Some(url) => Some(crate::hook::LogoutHook::new(
+                url,
+                cfg.http_timeout,
+                &cfg.user_agent,
+            )?),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 store: Store::new(store, cfg.store_timeout),
+                hook,
                 cfg,
                 api,
                 clock,
@@ -1261,6 +1278,8 @@ impl AuthClient {
             attempts: 0,
             next_attempt_at: unix_ms(now),
             last_error: None,
+            // `others` keeps this session: the backend has nothing to end.
+            hook_pending: self.inner.hook.is_some() && scope != SignOutScope::Others,
         }
     }
 
@@ -1324,9 +1343,14 @@ impl AuthClient {
                             local_done: true,
                             server_confirmed: true,
                             queued: false,
+                            hook_error: None,
                         });
                     };
-                    let entry = self.outbox_entry(&session, scope);
+                    let mut entry = self.outbox_entry(&session, scope);
+                    // This call delivers it right below; the background task only takes
+                    // over if that fails (or the process dies first).
+                    entry.next_attempt_at =
+                        unix_ms(self.inner.clock.now() + self.inner.cfg.retry_initial);
                     let queued = match self.push_outbox(entry.clone()).await {
                         Ok(()) => true,
                         Err(e) => {
@@ -1350,16 +1374,40 @@ impl AuthClient {
                 };
                 crate::crash::point("sign_out:after_local_remove");
                 drop(session);
-                let confirmed = self.deliver(entry.clone()).await.is_ok();
+                let delivered = self.deliver(entry.clone()).await;
                 crate::crash::point("sign_out:after_server");
-                if confirmed && queued {
-                    let _ = self.remove_outbox_entry(&entry.id).await;
+                let mut hook_error = None;
+                match &delivered {
+                    Ok(_) if queued => {
+                        let _ = self.remove_outbox_entry(&entry.id).await;
+                    }
+                    Ok(_) => {}
+                    Err((updated, e)) => {
+                        if matches!(e, AuthError::LogoutHook { .. }) {
+                            tracing::warn!(code = e.code(), "the logout hook failed; will retry");
+                            hook_error = Some(ErrorView::from(e));
+                        }
+                        if queued {
+                            let failed = self.failed_entry(updated.clone(), e);
+                            let _ = self
+                                .edit_outbox(|entries| {
+                                    if let Some(slot) =
+                                        entries.iter_mut().find(|x| x.id == failed.id)
+                                    {
+                                        *slot = failed;
+                                    }
+                                })
+                                .await;
+                        }
+                    }
                 }
+                let confirmed = delivered.is_ok();
                 Ok(SignOutOutcome {
                     scope,
                     local_done: true,
                     server_confirmed: confirmed,
                     queued: queued && !confirmed,
+                    hook_error,
                 })
             }
             SignOutScope::Others => {
@@ -1371,6 +1419,7 @@ impl AuthClient {
                         local_done: false,
                         server_confirmed: true,
                         queued: false,
+                        hook_error: None,
                     }),
                     Err(e) if e.ends_session() => {
                         self.end_session(SignOutReason::Revoked, None).await;
@@ -1450,11 +1499,38 @@ impl AuthClient {
             }
             AccessToken::new(entry.access_token.clone())
         };
+        // The app backend first: after the revocation it could no longer check the token.
+        if entry.hook_pending
+            && let Some(hook) = &self.inner.hook
+        {
+            match hook.call(&token).await {
+                Ok(()) => entry.hook_pending = false,
+                Err(e) if !e.is_retryable() => {
+                    // UNAUTHORIZED: the backend holds nothing for this token any more.
+                    tracing::info!(code = e.code(), "the logout hook says the token is done");
+                    entry.hook_pending = false;
+                }
+                Err(e) => return Err((entry, e)),
+            }
+        }
         match api.logout(&token, entry.scope).await {
             Ok(()) => Ok(entry),
             Err(e) if e.session_already_gone() => Ok(entry),
             Err(e) => Err((entry, e)),
         }
+    }
+
+    /// A failed delivery: count it, note the error, back off (exponential, with jitter).
+    fn failed_entry(&self, mut entry: OutboxEntry, e: &AuthError) -> OutboxEntry {
+        entry.attempts += 1;
+        entry.last_error = Some(e.code().to_owned());
+        let base = self.inner.cfg.retry_initial.as_millis() as u64;
+        let backoff = base
+            .saturating_mul(1u64 << entry.attempts.min(16))
+            .min(self.inner.cfg.retry_max.as_millis() as u64);
+        let jittered = rand::rng().random_range(backoff / 2..=backoff.max(1));
+        entry.next_attempt_at = unix_ms(self.inner.clock.now() + Duration::from_millis(jittered));
+        entry
     }
 
     /// Sends every due revocation; returns how many are still pending.
@@ -1484,18 +1560,7 @@ impl AuthClient {
                     tracing::info!(scope = done.scope.as_str(), "revocation delivered");
                     delivered.insert(done.id);
                 }
-                Err((mut entry, e)) => {
-                    entry.attempts += 1;
-                    entry.last_error = Some(e.code().to_owned());
-                    let base = self.inner.cfg.retry_initial.as_millis() as u64;
-                    let backoff = base
-                        .saturating_mul(1u64 << entry.attempts.min(16))
-                        .min(self.inner.cfg.retry_max.as_millis() as u64);
-                    let jittered = rand::rng().random_range(backoff / 2..=backoff.max(1));
-                    entry.next_attempt_at =
-                        unix_ms(self.inner.clock.now() + Duration::from_millis(jittered));
-                    failed.push(entry);
-                }
+                Err((entry, e)) => failed.push(self.failed_entry(entry, &e)),
             }
         }
         let left = self

@@ -48,6 +48,15 @@ pub enum AuthError {
     /// A misconfiguration (bad URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The app backend's logout hook (`TESSERA_LOGOUT_HOOK_URL`) refused or failed; `code`
+    /// is the backend's own (`UNAUTHORIZED`, `LOGOUT_ERROR`, `SUPABASE_ERROR`, …), or
+    /// `UNREACHABLE` when it did not answer.
+    #[error("the app's server could not end this session: {message} ({code})")]
+    LogoutHook {
+        status: Option<u16>,
+        code: String,
+        message: String,
+    },
 }
 
 impl AuthError {
@@ -63,6 +72,13 @@ impl AuthError {
             Self::InvalidCallback(_) => "invalid_callback",
             Self::InvalidInput(_) => "invalid_input",
             Self::Config(_) => "config_error",
+            Self::LogoutHook { code, .. } => match code.as_str() {
+                "UNAUTHORIZED" => "logout_hook_unauthorized",
+                "LOGOUT_ERROR" => "logout_hook_logout_error",
+                "SUPABASE_ERROR" => "logout_hook_supabase_error",
+                "UNREACHABLE" => "logout_hook_unreachable",
+                _ => "logout_hook_failed",
+            },
         }
     }
 
@@ -71,6 +87,8 @@ impl AuthError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Network(_) | Self::Timeout(_) | Self::InvalidResponse(_) => true,
+            // Retried until it succeeds or says the token is no longer valid.
+            Self::LogoutHook { code, .. } => code != "UNAUTHORIZED",
             Self::Api { status, code, .. } => {
                 *status >= 500 || *status == 429 || *status == 408 || code == "conflict"
             }

@@ -27,6 +27,7 @@ mod client;
 pub mod clock;
 pub mod crash;
 mod error;
+pub mod hook;
 pub mod jwt;
 mod lock;
 pub mod model;

@@ -49,6 +49,9 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The app backend's logout hook has yet to confirm (it is called first).
+    #[serde(default)]
+    pub hook_pending: bool,
 }
 
 /// The kinds of flow that come back through a callback.

@@ -31,6 +31,9 @@ struct Cli {
     /// The project's anon key (default: the local-stack demo key the emulator accepts).
     #[arg(long, global = true, env = "TESSERA_ANON_KEY", default_value = DEMO_ANON_KEY, hide_default_value = true)]
     anon_key: String,
+    /// The app backend's logout endpoint, told first on every sign-out.
+    #[arg(long, global = true, env = "TESSERA_LOGOUT_HOOK_URL")]
+    logout_hook_url: Option<String>,
     /// Which stored session to use (one per profile).
     #[arg(
         long,
@@ -194,6 +197,7 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
     cfg.lock_dir = Some(auth_core::default_lock_dir());
     cfg.background = matches!(cli.command, Command::Watch);
     cfg.user_agent = auth_core::user_agent("authctl", env!("CARGO_PKG_VERSION"));
+    cfg.logout_hook_url = cli.logout_hook_url.clone().filter(|u| !u.is_empty());
     let store = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let client = AuthClient::new(cfg, store)?;
     let mut events = client.subscribe();
@@ -277,11 +281,17 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
                 "this device stays signed in"
             };
             let server = if outcome.server_confirmed {
-                "the server confirmed"
+                "the server confirmed".to_owned()
+            } else if let Some(e) = &outcome.hook_error {
+                format!(
+                    "the app's server failed ({}: {}): the sign-out is queued (authctl outbox flush)",
+                    e.code, e.message
+                )
             } else if outcome.queued {
                 "the server could not be reached: the revocation is queued (authctl outbox flush)"
+                    .to_owned()
             } else {
-                "the server did not confirm"
+                "the server did not confirm".to_owned()
             };
             println!("{local} ({}); {server}", scope.as_str());
         }

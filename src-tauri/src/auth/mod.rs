@@ -93,6 +93,7 @@ struct Settings {
     anon_key: Option<String>,
     callback_base: String,
     rest_url: Option<String>,
+    logout_hook_url: Option<String>,
 }
 
 fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
@@ -116,6 +117,7 @@ fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
         anon_key: from_env("TESSERA_ANON_KEY").or_else(|| from_conf("anonKey")),
         callback_base: from_conf("callbackBase").unwrap_or_else(|| "tessera://auth".into()),
         rest_url: from_env("TESSERA_REST_URL").or_else(|| from_conf("restUrl")),
+        logout_hook_url: from_env("TESSERA_LOGOUT_HOOK_URL").or_else(|| from_conf("logoutHookUrl")),
     }
 }
 
@@ -195,6 +197,7 @@ pub fn init<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
         .unwrap_or_else(|| profile_default.into());
     cfg.callback_base = settings.callback_base;
     cfg.rest_url = settings.rest_url;
+    cfg.logout_hook_url = settings.logout_hook_url;
     cfg.lock_dir = Some(auth_core::default_lock_dir());
     cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
     tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "Tessera started");

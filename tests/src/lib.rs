@@ -77,6 +77,11 @@ impl Harness {
     }
 
     pub async fn with(config: Config) -> Self {
+        Self::with_env(config, &[]).await
+    }
+
+    /// As [`Harness::with`], with more environment for the app (e.g. a logout hook URL).
+    pub async fn with_env(config: Config, env: &[(&str, &str)]) -> Self {
         let emu = Emulator::start(config).await.unwrap();
         let profile = format!(
             "e2e-{}",
@@ -98,6 +103,7 @@ impl Harness {
             .env("TESSERA_ANON_KEY", emu.anon_key())
             .env("TESSERA_PROFILE", &profile)
             .env("TESSERA_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

@@ -492,3 +492,74 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
     assert_eq!(h.sessions(&user).await.len(), 1, "only the laptop is left");
     app.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_logout_hook_is_told_first_and_its_errors_shown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = format!("http://127.0.0.1:{port}/api/auth/logout");
+    let h = Harness::with_env(
+        gotrue_emulator::Config::for_tests(),
+        &[("TESSERA_LOGOUT_HOOK_URL", &hook)],
+    )
+    .await;
+    let backend = example_logout_backend::start(
+        example_logout_backend::Config {
+            auth_url: h.emu.url().to_owned(),
+            anon_key: h.emu.anon_key().to_owned(),
+        },
+        ([127, 0, 0, 1], port).into(),
+    )
+    .await
+    .unwrap();
+    let user = h.create_user("hooked@example.com").await;
+    let app = h.open_app().await;
+    sign_in(&app, "hooked@example.com").await;
+    h.http
+        .post(format!("{}/_test/fail-next", backend.url()))
+        .json(&json!({"code": "LOGOUT_ERROR"}))
+        .send()
+        .await
+        .unwrap();
+    click(&app, "sign-out-local").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    wait_text(&app, "message", |t| {
+        t.contains(
+            "could not end the session yet: Could not clear the session's state (LOGOUT_ERROR)",
+        )
+    })
+    .await;
+    screenshot(&app, "logout-hook-error").await;
+    assert_eq!(
+        h.sessions(&user).await.len(),
+        1,
+        "the backend first, then the revocation"
+    );
+    // The app retries in the background (back-off from 1 s): the backend, then the server.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !h.sessions(&user).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let calls: serde_json::Value = h
+        .http
+        .get(format!("{}/_test/calls", backend.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["LOGOUT_ERROR", "ok"]);
+    app.close().await.unwrap();
+}

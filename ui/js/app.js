@@ -300,7 +300,7 @@ function wire() {
           const outcome = await auth.signOut(scope);
           if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
           else if (outcome.hookError)
-            message(`Signed out on this device. The app's server could not end the session yet (${outcome.hookError.code}: ${outcome.hookError.message}); it will be retried.`);
+            message(`Signed out on this device. The app's server could not end the session yet: ${outcome.hookError.message}. It will be retried.`);
           else if (!outcome.serverConfirmed)
             message('Signed out on this device. The server could not be reached; it will be told when it can.');
           else message('Signed out.');

@@ -51,7 +51,7 @@ pub enum AuthError {
     /// The app backend's logout hook (`TESSERA_LOGOUT_HOOK_URL`) refused or failed; `code`
     /// is the backend's own (`UNAUTHORIZED`, `LOGOUT_ERROR`, `SUPABASE_ERROR`, …), or
     /// `UNREACHABLE` when it did not answer.
-    #[error("the app's server could not end this session: {message} ({code})")]
+    #[error("{message} ({code})")]
     LogoutHook {
         status: Option<u16>,
         code: String,

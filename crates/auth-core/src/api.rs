@@ -179,20 +179,7 @@ impl GoTrueApi {
         timeout: Duration,
         user_agent: &str,
     ) -> Result<Self, AuthError> {
-        let parsed =
-            Url::parse(url).map_err(|e| AuthError::Config(format!("auth URL {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(AuthError::Config(format!(
-                "auth URL {url:?} must be http or https"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| AuthError::Config(e.to_string()))?;
+        let http = http_client(url, "auth URL", timeout, user_agent)?;
         let base = url.trim_end_matches('/').to_owned();
         // Supabase serves GoTrue at `/auth/v1` and PostgREST at `/rest/v1` of one host.
         let rest_base = match base.strip_suffix("/auth/v1") {
@@ -641,6 +628,28 @@ impl GoTrueApi {
         )
         .await
     }
+}
+
+/// An HTTP client for one http(s) endpoint: time-outs, no redirects, our `User-Agent`.
+pub(crate) fn http_client(
+    url: &str,
+    what: &str,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<reqwest::Client, AuthError> {
+    let parsed = Url::parse(url).map_err(|e| AuthError::Config(format!("{what} {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(AuthError::Config(format!(
+            "{what} {url:?} must be http or https"
+        )));
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .map_err(|e| AuthError::Config(e.to_string()))
 }
 
 pub(crate) fn urlencode(s: &str) -> String {

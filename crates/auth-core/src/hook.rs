@@ -24,20 +24,7 @@ pub struct LogoutHook {
 
 impl LogoutHook {
     pub fn new(url: &str, timeout: Duration, user_agent: &str) -> Result<Self, AuthError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| AuthError::Config(format!("logout hook URL {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(AuthError::Config(format!(
-                "logout hook URL {url:?} must be http or https"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| AuthError::Config(e.to_string()))?;
+        let http = crate::api::http_client(url, "logout hook URL", timeout, user_agent)?;
         Ok(Self {
             http,
             url: url.to_owned(),

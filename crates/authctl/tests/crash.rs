@@ -87,23 +87,10 @@ async fn blocking_ok(ctl: &Ctl<'_>, args: &[&str]) -> String {
 
 async fn sign_in(ctl: &Ctl<'_>, email: &str) {
     let mut cmd = ctl.cmd(ctl.emu.url());
-    cmd.args(["sign-in", "--email", email, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(password().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    cmd.args(["sign-in", "--email", email, "--password-stdin"]);
+    let out = tokio::task::spawn_blocking(move || output_with_stdin(cmd, Some(&password())))
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -114,34 +101,18 @@ async fn sign_in(ctl: &Ctl<'_>, email: &str) {
 /// Runs authctl with `TESSERA_CRASH_AT=step` and checks that it died of SIGKILL there.
 async fn crash(ctl: &Ctl<'_>, step: &'static str, args: Vec<String>, stdin: bool) {
     let mut cmd = ctl.cmd(ctl.emu.url());
-    tokio::task::spawn_blocking(move || {
-        let stdin_text = stdin.then(password);
-        cmd.env("TESSERA_CRASH_AT", step)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        if let Some(input) = stdin_text {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            killed(&out),
-            "authctl {args:?} should have died at {step}: {:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+    cmd.env("TESSERA_CRASH_AT", step).args(&args);
+    let out = tokio::task::spawn_blocking(move || {
+        output_with_stdin(cmd, stdin.then(password).as_deref())
     })
     .await
     .unwrap();
+    assert!(
+        killed(&out),
+        "authctl {args:?} should have died at {step}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -537,37 +537,6 @@ async fn tessera_sign_out(
     }
 }
 
-/// Call → `SIGNED_OUT` of a `local` sign-out with the given store.
-async fn tessera_time_to_event(
-    b: &Bench,
-    store: Arc<dyn SecretStore>,
-    offline: bool,
-    runs: usize,
-) -> (f64, f64) {
-    let mut samples = Vec::new();
-    for _ in 0..runs {
-        let (client, _clock) = b.signed_in_engine(store.clone(), "signout").await;
-        if offline {
-            b.fault(json!({"path": "/logout", "drop": true, "times": 1}))
-                .await;
-        }
-        let mut events = client.subscribe();
-        let started = Instant::now();
-        let c = client.clone();
-        let call = tokio::spawn(async move { c.sign_out(SignOutScope::Local).await });
-        loop {
-            if events.recv().await.unwrap().event == AuthEvent::SignedOut {
-                break;
-            }
-        }
-        samples.push(ms(started.elapsed()));
-        call.await.unwrap().unwrap();
-        b.clear_faults().await;
-        client.flush_outbox().await.unwrap();
-    }
-    (median(samples.clone()), percentile(samples, 0.99))
-}
-
 async fn sign_out(b: &Bench) {
     const RUNS: usize = 100;
     println!("## 3. Sign-out latency\n");
@@ -633,7 +602,8 @@ async fn sign_out(b: &Bench) {
     println!("| store | server | median | p99 |\n|---|---|---:|---:|");
     for offline in [false, true] {
         let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::for_platform("tessera-bench"));
-        let (m, p) = tessera_time_to_event(b, store, offline, 30).await;
+        let row = tessera_sign_out(b, store, SignOutScope::Local, offline, 30).await;
+        let (m, p) = (row.median, row.p99);
         println!(
             "| OS keyring | {} | {m:.3} ms | {p:.3} ms |",
             if offline { "unreachable" } else { "online" }

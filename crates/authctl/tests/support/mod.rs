@@ -36,24 +36,9 @@ impl<'a> Ctl<'a> {
     }
 
     pub fn run_at(&self, url: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .cmd(url)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+        let mut cmd = self.cmd(url);
+        cmd.args(args);
+        output_with_stdin(cmd, stdin)
     }
 
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -77,6 +62,26 @@ impl<'a> Ctl<'a> {
         );
         assert!(out.contains(&format!("signed in as {email}")), "{out}");
     }
+}
+
+/// Runs `cmd` to the end, writing `stdin` (if any) to it; stdout and stderr are captured.
+pub fn output_with_stdin(mut cmd: Command, stdin: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
 }
 
 pub fn uuid() -> String {

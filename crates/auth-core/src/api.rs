@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::backend::{AuthBackend, BackendKind};
 use crate::error::AuthError;
 use crate::secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 
@@ -244,28 +245,6 @@ impl GoTrueApi {
     }
 
     /// The user's sessions (`tessera_list_sessions`).
-    pub async fn list_sessions(
-        &self,
-        access_token: &AccessToken,
-    ) -> Result<Vec<SessionRow>, AuthError> {
-        self.rpc("tessera_list_sessions", access_token, json!({}))
-            .await
-    }
-
-    /// Deletes one of the user's sessions; `false` if it is not one of theirs (or gone).
-    pub async fn revoke_session(
-        &self,
-        access_token: &AccessToken,
-        session_id: &str,
-    ) -> Result<bool, AuthError> {
-        self.rpc(
-            "tessera_revoke_session",
-            access_token,
-            json!({ "session_id": session_id }),
-        )
-        .await
-    }
-
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -340,14 +319,75 @@ impl GoTrueApi {
         self.send(method, path, bearer, body).await.map(|_| ())
     }
 
+    /// The URL that starts an OAuth sign-in in the system browser (`GET /authorize`, PKCE).
+    fn authorize_url_string(
+        &self,
+        provider: &str,
+        redirect_to: &str,
+        code_challenge: &str,
+        scopes: Option<&str>,
+    ) -> String {
+        let mut url = format!(
+            "{}/authorize?provider={}&redirect_to={}&code_challenge={}&code_challenge_method=s256",
+            self.base,
+            urlencode(provider),
+            urlencode(redirect_to),
+            urlencode(code_challenge)
+        );
+        if let Some(scopes) = scopes {
+            url.push_str(&format!("&scopes={}", urlencode(scopes)));
+        }
+        url
+    }
+
     fn with_redirect(path: &str, redirect_to: Option<&str>) -> String {
         match redirect_to {
             Some(r) => format!("{path}?redirect_to={}", urlencode(r)),
             None => path.to_owned(),
         }
     }
+}
 
-    pub async fn sign_up(
+/// Supabase Auth (GoTrue): every operation the engine knows.
+#[async_trait::async_trait]
+impl AuthBackend for GoTrueApi {
+    fn kind(&self) -> BackendKind {
+        BackendKind::GoTrue
+    }
+
+    fn authorize_url(
+        &self,
+        provider: &str,
+        redirect_to: &str,
+        code_challenge: &str,
+        scopes: Option<&str>,
+    ) -> Result<String, AuthError> {
+        Ok(self.authorize_url_string(provider, redirect_to, code_challenge, scopes))
+    }
+
+    async fn list_sessions(
+        &self,
+        access_token: &AccessToken,
+    ) -> Result<Vec<SessionRow>, AuthError> {
+        self.rpc("tessera_list_sessions", access_token, json!({}))
+            .await
+    }
+
+    /// Deletes one of the user's sessions; `false` if it is not one of theirs (or gone).
+    async fn revoke_session(
+        &self,
+        access_token: &AccessToken,
+        session_id: &str,
+    ) -> Result<bool, AuthError> {
+        self.rpc(
+            "tessera_revoke_session",
+            access_token,
+            json!({ "session_id": session_id }),
+        )
+        .await
+    }
+
+    async fn sign_up(
         &self,
         email: &str,
         password: &Password,
@@ -382,7 +422,7 @@ impl GoTrueApi {
         }
     }
 
-    pub async fn sign_in_with_password(
+    async fn sign_in_with_password(
         &self,
         email: &str,
         password: &Password,
@@ -392,10 +432,7 @@ impl GoTrueApi {
             .await
     }
 
-    pub async fn sign_in_anonymously(
-        &self,
-        data: Option<Value>,
-    ) -> Result<TokenResponse, AuthError> {
+    async fn sign_in_anonymously(&self, data: Option<Value>) -> Result<TokenResponse, AuthError> {
         let body = match data {
             Some(data) => json!({ "data": data }),
             None => json!({}),
@@ -404,7 +441,7 @@ impl GoTrueApi {
     }
 
     /// Sends a magic link / email code. With a challenge, the link finishes a PKCE flow.
-    pub async fn send_otp(
+    async fn send_otp(
         &self,
         email: &str,
         create_user: bool,
@@ -425,7 +462,7 @@ impl GoTrueApi {
         .await
     }
 
-    pub async fn recover(
+    async fn recover(
         &self,
         email: &str,
         code_challenge: Option<&str>,
@@ -446,7 +483,7 @@ impl GoTrueApi {
     }
 
     /// Verifies an emailed code (`type`: email, signup, magiclink, recovery, invite, email_change).
-    pub async fn verify_otp(
+    async fn verify_otp(
         &self,
         email: &str,
         code: &OneTimeCode,
@@ -456,7 +493,7 @@ impl GoTrueApi {
         self.call(Method::POST, "/verify", None, Some(body)).await
     }
 
-    pub async fn verify_token_hash(
+    async fn verify_token_hash(
         &self,
         token_hash: &OneTimeCode,
         kind: &str,
@@ -465,28 +502,7 @@ impl GoTrueApi {
         self.call(Method::POST, "/verify", None, Some(body)).await
     }
 
-    /// The URL that starts an OAuth sign-in in the system browser (PKCE).
-    pub fn authorize_url(
-        &self,
-        provider: &str,
-        redirect_to: &str,
-        code_challenge: &str,
-        scopes: Option<&str>,
-    ) -> String {
-        let mut url = format!(
-            "{}/authorize?provider={}&redirect_to={}&code_challenge={}&code_challenge_method=s256",
-            self.base,
-            urlencode(provider),
-            urlencode(redirect_to),
-            urlencode(code_challenge)
-        );
-        if let Some(scopes) = scopes {
-            url.push_str(&format!("&scopes={}", urlencode(scopes)));
-        }
-        url
-    }
-
-    pub async fn exchange_code(
+    async fn exchange_code(
         &self,
         auth_code: &str,
         verifier: &CodeVerifier,
@@ -496,7 +512,7 @@ impl GoTrueApi {
             .await
     }
 
-    pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenResponse, AuthError> {
+    async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenResponse, AuthError> {
         let body = json!({ "refresh_token": refresh_token.expose_secret() });
         self.call(
             Method::POST,
@@ -507,7 +523,7 @@ impl GoTrueApi {
         .await
     }
 
-    pub async fn logout(
+    async fn logout(
         &self,
         access_token: &AccessToken,
         scope: SignOutScope,
@@ -532,12 +548,12 @@ impl GoTrueApi {
         Ok(())
     }
 
-    pub async fn get_user(&self, access_token: &AccessToken) -> Result<Value, AuthError> {
+    async fn get_user(&self, access_token: &AccessToken) -> Result<Value, AuthError> {
         self.call(Method::GET, "/user", Some(access_token), None)
             .await
     }
 
-    pub async fn update_user(
+    async fn update_user(
         &self,
         access_token: &AccessToken,
         update: &UserUpdate,
@@ -556,7 +572,7 @@ impl GoTrueApi {
             .await
     }
 
-    pub async fn mfa_enroll(
+    async fn mfa_enroll(
         &self,
         access_token: &AccessToken,
         friendly_name: Option<&str>,
@@ -579,7 +595,7 @@ impl GoTrueApi {
         })
     }
 
-    pub async fn mfa_challenge(
+    async fn mfa_challenge(
         &self,
         access_token: &AccessToken,
         factor_id: &str,
@@ -598,7 +614,7 @@ impl GoTrueApi {
             .ok_or_else(|| AuthError::InvalidResponse("challenge without id".into()))
     }
 
-    pub async fn mfa_verify(
+    async fn mfa_verify(
         &self,
         access_token: &AccessToken,
         factor_id: &str,
@@ -615,7 +631,7 @@ impl GoTrueApi {
         .await
     }
 
-    pub async fn mfa_unenroll(
+    async fn mfa_unenroll(
         &self,
         access_token: &AccessToken,
         factor_id: &str,

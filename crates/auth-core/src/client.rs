@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 use crate::api::{
     GoTrueApi, MfaEnrollment, SignOutScope, SignUpResponse, TokenResponse, User, UserUpdate,
 };
+use crate::backend::{AuthBackend, BackendKind};
 use crate::callback::{self, Callback};
 use crate::clock::{Clock, SystemClock, from_unix_secs, unix_ms, unix_secs};
 use crate::error::AuthError;
@@ -69,6 +70,9 @@ pub struct AuthConfig {
     /// The app backend's logout endpoint, called with the access token on every
     /// sign-out before the auth server's revocation, with the outbox's guarantees.
     pub logout_hook_url: Option<String>,
+    /// Which auth server `url` is: GoTrue (Supabase, the default) or a SuperTokens app
+    /// backend's API domain.
+    pub backend: crate::backend::BackendKind,
 }
 
 impl AuthConfig {
@@ -89,6 +93,7 @@ impl AuthConfig {
             user_agent: concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")).into(),
             rest_url: None,
             logout_hook_url: None,
+            backend: crate::backend::BackendKind::GoTrue,
         }
     }
 
@@ -283,7 +288,7 @@ struct Retry {
 
 struct Inner {
     cfg: AuthConfig,
-    api: GoTrueApi,
+    api: Arc<dyn AuthBackend>,
     hook: Option<crate::hook::LogoutHook>,
     store: Store,
     clock: Arc<dyn Clock>,
@@ -353,11 +358,25 @@ impl AuthClient {
         store: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
-        let mut api =
-            GoTrueApi::with_user_agent(&cfg.url, &cfg.anon_key, cfg.http_timeout, &cfg.user_agent)?;
-        if let Some(rest) = &cfg.rest_url {
-            api.set_rest_url(rest)?;
-        }
+        let api: Arc<dyn AuthBackend> = match cfg.backend {
+            BackendKind::GoTrue => {
+                let mut api = GoTrueApi::with_user_agent(
+                    &cfg.url,
+                    &cfg.anon_key,
+                    cfg.http_timeout,
+                    &cfg.user_agent,
+                )?;
+                if let Some(rest) = &cfg.rest_url {
+                    api.set_rest_url(rest)?;
+                }
+                Arc::new(api)
+            }
+            BackendKind::SuperTokens => Arc::new(crate::supertokens::SuperTokensApi::new(
+                &cfg.url,
+                cfg.http_timeout,
+                &cfg.user_agent,
+            )?),
+        };
         url::Url::parse(&cfg.callback_base).map_err(|e| {
             AuthError::Config(format!("callback base {:?}: {e}", cfg.callback_base))
         })?;
@@ -412,8 +431,9 @@ impl AuthClient {
         })
     }
 
-    pub fn api(&self) -> &GoTrueApi {
-        &self.inner.api
+    /// The auth server behind this engine.
+    pub fn backend(&self) -> &dyn AuthBackend {
+        self.inner.api.as_ref()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -713,8 +733,12 @@ impl AuthClient {
             .fetch_add(1, Ordering::SeqCst);
         let result = inner.api.refresh(&session.refresh_token).await;
         match result {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 crate::crash::point("refresh:after_response");
+                if resp.user.is_null() {
+                    // The backend's refresh does not describe the user: it has not changed.
+                    resp.user = session.user_raw.clone();
+                }
                 let fresh =
                     Session::from_response(resp, inner.clock.now(), inner.cfg.refresh_margin)?;
                 let _commit = inner.commit_gate.lock().await;
@@ -978,10 +1002,9 @@ impl AuthClient {
             )));
         }
         let (flow, challenge) = self.start_flow(FlowKind::OAuth).await?;
-        Ok(self
-            .inner
+        self.inner
             .api
-            .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes))
+            .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
     }
 
     fn callback_url(&self, flow_id: &str) -> String {
@@ -1516,6 +1539,27 @@ impl AuthClient {
         match api.logout(&token, entry.scope).await {
             Ok(()) => Ok(entry),
             Err(e) if e.session_already_gone() => Ok(entry),
+            // The backend judged the access token expired (clocks differ): refresh, retry once.
+            Err(e) if e.code() == "try_refresh_token" && entry.scope != SignOutScope::Others => {
+                match api
+                    .refresh(&RefreshToken::new(entry.refresh_token.clone()))
+                    .await
+                {
+                    Ok(resp) => {
+                        entry.access_token = resp.access_token.expose_secret().to_owned();
+                        entry.refresh_token = resp.refresh_token.expose_secret().to_owned();
+                        entry.access_expires_at =
+                            unix_secs(self.inner.clock.now()) + resp.expires_in;
+                        match api.logout(&resp.access_token, entry.scope).await {
+                            Ok(()) => Ok(entry),
+                            Err(e) if e.session_already_gone() => Ok(entry),
+                            Err(e) => Err((entry, e)),
+                        }
+                    }
+                    Err(e) if e.ends_session() => Ok(entry),
+                    Err(e) => Err((entry, e)),
+                }
+            }
             Err(e) => Err((entry, e)),
         }
     }

@@ -11,6 +11,10 @@ pub const DEFINITIVE_SESSION_CODES: &[&str] = &[
     "session_expired",
     "user_not_found",
     "user_banned",
+    // SuperTokens: the session is gone (`401 unauthorised`), or an old refresh token came
+    // back and the backend revoked the session.
+    "unauthorised",
+    "token_theft_detected",
 ];
 
 /// Everything that can go wrong in the engine.
@@ -48,6 +52,9 @@ pub enum AuthError {
     /// A misconfiguration (bad URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The configured backend has no such operation (e.g. magic links on SuperTokens).
+    #[error("{0} is not available with this auth backend")]
+    Unsupported(&'static str),
     /// The app backend's logout hook (`TESSERA_LOGOUT_HOOK_URL`) refused or failed; `code`
     /// is the backend's own (`UNAUTHORIZED`, `LOGOUT_ERROR`, `SUPABASE_ERROR`, …), or
     /// `UNREACHABLE` when it did not answer.
@@ -72,6 +79,7 @@ impl AuthError {
             Self::InvalidCallback(_) => "invalid_callback",
             Self::InvalidInput(_) => "invalid_input",
             Self::Config(_) => "config_error",
+            Self::Unsupported(_) => "unsupported_by_backend",
             Self::LogoutHook { code, .. } => match code.as_str() {
                 "UNAUTHORIZED" => "logout_hook_unauthorized",
                 "LOGOUT_ERROR" => "logout_hook_logout_error",
@@ -105,7 +113,8 @@ impl AuthError {
     /// For a sign-out: the server no longer knows this session, so the revocation is done.
     pub fn session_already_gone(&self) -> bool {
         self.ends_session()
-            || matches!(self, Self::Api { status, .. } if matches!(status, 401 | 403 | 404))
+            || matches!(self, Self::Api { status, code, .. }
+                if matches!(status, 401 | 403 | 404) && code != "try_refresh_token")
     }
 }
 

@@ -14,12 +14,15 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 pub struct Claims {
     #[serde(default)]
     pub sub: Option<String>,
-    #[serde(default)]
+    /// GoTrue's `session_id`; SuperTokens calls it `sessionHandle`.
+    #[serde(default, alias = "sessionHandle")]
     pub session_id: Option<String>,
     #[serde(default)]
     pub aal: Option<String>,
     #[serde(default)]
     pub exp: Option<i64>,
+    #[serde(default)]
+    pub iat: Option<i64>,
     #[serde(default)]
     pub is_anonymous: Option<bool>,
 }

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod api;
+pub mod backend;
 pub mod callback;
 mod client;
 pub mod clock;
@@ -34,8 +35,10 @@ pub mod model;
 mod persist;
 mod secret;
 pub mod store;
+pub mod supertokens;
 
 pub use api::{GoTrueApi, MfaEnrollment, SignOutScope, User, UserUpdate};
+pub use backend::{AuthBackend, BackendKind};
 pub use client::{
     AuthClient, AuthConfig, Metrics, PendingRevocation, SignOutOutcome, SignUpOutcome,
 };

@@ -31,6 +31,10 @@ struct Cli {
     /// The project's anon key (default: the local-stack demo key the emulator accepts).
     #[arg(long, global = true, env = "TESSERA_ANON_KEY", default_value = DEMO_ANON_KEY, hide_default_value = true)]
     anon_key: String,
+    /// Which auth server `--url` is: `gotrue` (Supabase, the default) or `supertokens` (an
+    /// app backend's API domain, header-mode sessions).
+    #[arg(long, global = true, env = "TESSERA_BACKEND", default_value = "gotrue")]
+    backend: String,
     /// The app backend's logout endpoint, told first on every sign-out.
     #[arg(long, global = true, env = "TESSERA_LOGOUT_HOOK_URL")]
     logout_hook_url: Option<String>,
@@ -198,6 +202,7 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
     cfg.background = matches!(cli.command, Command::Watch);
     cfg.user_agent = auth_core::user_agent("authctl", env!("CARGO_PKG_VERSION"));
     cfg.logout_hook_url = cli.logout_hook_url.clone().filter(|u| !u.is_empty());
+    cfg.backend = cli.backend.parse()?;
     let store = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let client = AuthClient::new(cfg, store)?;
     let mut events = client.subscribe();

@@ -254,3 +254,49 @@ async fn your_devices_list_and_revoke() {
             .contains("devices-cli@example.com")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn the_same_commands_against_a_supertokens_backend() {
+    let emu = emulator(Config::for_tests()).await; // for the Ctl helper only
+    let st = supertokens_emulator::start(supertokens_emulator::Config::for_tests())
+        .await
+        .unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_emulator/users", st.url()))
+        .json(&serde_json::json!({"email": "st-cli@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let ctl = Ctl::new(&emu);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = ctl.cmd(&st.url());
+        cmd.args(["--backend", "supertokens"]).args(args);
+        output_with_stdin(cmd, stdin)
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = ok(run(
+        &[
+            "sign-in",
+            "--email",
+            "st-cli@example.com",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    ));
+    assert!(out.contains("signed in as st-cli@example.com"), "{out}");
+    assert!(ok(run(&["refresh"], None)).starts_with("refreshed"));
+    assert!(ok(run(&["user"], None)).contains("st-cli@example.com"));
+    let out = ok(run(&["sign-out", "--scope", "local"], None));
+    assert!(out.contains("the server confirmed"), "{out}");
+    assert!(ok(run(&["status"], None)).contains("not signed in"));
+    let out = run(&["otp", "send", "--email", "st-cli@example.com"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported_by_backend"));
+}

@@ -94,6 +94,7 @@ struct Settings {
     callback_base: String,
     rest_url: Option<String>,
     logout_hook_url: Option<String>,
+    backend: Option<String>,
 }
 
 fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
@@ -118,6 +119,7 @@ fn settings<R: Runtime>(app: &AppHandle<R>) -> Settings {
         callback_base: from_conf("callbackBase").unwrap_or_else(|| "tessera://auth".into()),
         rest_url: from_env("TESSERA_REST_URL").or_else(|| from_conf("restUrl")),
         logout_hook_url: from_env("TESSERA_LOGOUT_HOOK_URL").or_else(|| from_conf("logoutHookUrl")),
+        backend: from_env("TESSERA_BACKEND").or_else(|| from_conf("backend")),
     }
 }
 
@@ -172,6 +174,18 @@ async fn start_embedded<R: Runtime>(
 /// Builds the engine for the app and registers it; restores the session in the background.
 pub fn init<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     let settings = settings(app);
+    let backend_kind: auth_core::BackendKind = settings
+        .backend
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: auth_core::AuthError| e.to_string())?;
+    if backend_kind == auth_core::BackendKind::SuperTokens && settings.url.is_none() {
+        return Err(
+            "TESSERA_BACKEND=supertokens needs TESSERA_AUTH_URL: the app backend's API domain"
+                .into(),
+        );
+    }
     let (url, anon_key, emulator, profile_default) = match settings.url {
         Some(url) => (url, settings.anon_key.unwrap_or_default(), None, "default"),
         None => {
@@ -198,6 +212,7 @@ pub fn init<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     cfg.callback_base = settings.callback_base;
     cfg.rest_url = settings.rest_url;
     cfg.logout_hook_url = settings.logout_hook_url;
+    cfg.backend = backend_kind;
     cfg.lock_dir = Some(auth_core::default_lock_dir());
     cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
     tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "Tessera started");

@@ -328,6 +328,25 @@ fn body_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response
         .map_err(|_| message(StatusCode::BAD_REQUEST, "Please provide a JSON body"))
 }
 
+/// A new user row, the password hashed on the blocking pool.
+async fn new_user(state: &Shared, email: &str, password: String) -> Result<UserRow, Response> {
+    let cost = state.cfg.bcrypt_cost;
+    let Ok(Ok(password_hash)) =
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost)).await
+    else {
+        return Err(message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not hash the password",
+        ));
+    };
+    Ok(UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.to_owned(),
+        password_hash,
+        time_joined: now_ms(),
+    })
+}
+
 async fn signup(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     let body: FormBody = match body_json(&body) {
         Ok(b) => b,
@@ -350,20 +369,9 @@ async fn signup(State(state): State<AppState>, body: axum::body::Bytes) -> Respo
             "This email already exists. Please sign in instead.",
         );
     }
-    let cost = state.cfg.bcrypt_cost;
-    let Ok(Ok(password_hash)) =
-        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost)).await
-    else {
-        return message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "could not hash the password",
-        );
-    };
-    let user = UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        email: email.clone(),
-        password_hash,
-        time_joined: now_ms(),
+    let user = match new_user(&state, &email, password).await {
+        Ok(u) => u,
+        Err(r) => return r,
     };
     let mut db = state.db();
     if db.users.contains_key(&email) {
@@ -537,20 +545,9 @@ async fn emulator_create_user(State(state): State<AppState>, Json(body): Json<Va
         .unwrap_or_default()
         .to_ascii_lowercase();
     let password = body["password"].as_str().unwrap_or_default().to_owned();
-    let cost = state.cfg.bcrypt_cost;
-    let Ok(Ok(password_hash)) =
-        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost)).await
-    else {
-        return message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "could not hash the password",
-        );
-    };
-    let user = UserRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        email: email.clone(),
-        password_hash,
-        time_joined: now_ms(),
+    let user = match new_user(&state, &email, password).await {
+        Ok(u) => u,
+        Err(r) => return r,
     };
     state.db().users.insert(email, user.clone());
     (StatusCode::CREATED, Json(user_json(&user))).into_response()

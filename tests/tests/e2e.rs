@@ -563,3 +563,56 @@ async fn the_logout_hook_is_told_first_and_its_errors_shown() {
     assert_eq!(outcomes, ["LOGOUT_ERROR", "ok"]);
     app.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_same_app_on_a_supertokens_backend() {
+    let st = supertokens_emulator::start(supertokens_emulator::Config::for_tests())
+        .await
+        .unwrap();
+    let st_url = st.url();
+    let h = Harness::with_env(
+        gotrue_emulator::Config::for_tests(),
+        &[
+            ("TESSERA_AUTH_URL", st_url.as_str()),
+            ("TESSERA_BACKEND", "supertokens"),
+        ],
+    )
+    .await;
+    h.http
+        .post(format!("{st_url}/_emulator/users"))
+        .json(&json!({"email": "st@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let sessions = |h: &Harness| {
+        let url = format!("{st_url}/_emulator/sessions");
+        let http = h.http.clone();
+        async move {
+            let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v.as_array().unwrap().len()
+        }
+    };
+    let app = h.open_app().await;
+    sign_in(&app, "st@example.com").await;
+    assert_eq!(sessions(&h).await, 1);
+    click(&app, "refresh").await;
+    wait_text(&app, "event-log", |t| t.contains("TOKEN_REFRESHED")).await;
+    wait_text(&app, "devices-status", |t| {
+        t.contains("cannot list your devices")
+    })
+    .await;
+    screenshot(&app, "supertokens-signed-in").await;
+    // Restart: the session comes back from the keyring, as with Supabase.
+    app.close().await.unwrap();
+    let app = h.open_app().await;
+    wait_status(&app, |s| s == "Signed in as st@example.com").await;
+    click(&app, "sign-out-local").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    assert_eq!(
+        sessions(&h).await,
+        0,
+        "signed out at the SuperTokens backend"
+    );
+    app.close().await.unwrap();
+}

@@ -138,9 +138,11 @@ async function renderDevices() {
     if (!devices.length) show('devices-status', 'No sessions found.');
   } catch (e) {
     list.replaceChildren();
-    show('devices-status', e.code === 'devices_not_configured'
-      ? 'This project does not list devices yet: run Tessera’s “Your devices” SQL migration on it.'
-      : `Could not load your devices: ${e.message || e}`);
+    const why = {
+      devices_not_configured: 'This project does not list devices yet: run Tessera’s “Your devices” SQL migration on it.',
+      unsupported_by_backend: 'This server cannot list your devices.',
+    };
+    show('devices-status', why[e.code] || `Could not load your devices: ${e.message || e}`);
   }
 }
 

@@ -1358,7 +1358,7 @@ impl AuthClient {
                 // The revocation is made durable before the session is removed: a crash in
                 // between leaves a queued revocation for a still-stored session, which the
                 // next start finishes; the other order could lose the revocation silently.
-                let (session, entry, queued) = loop {
+                let (entry, queued) = loop {
                     let epoch = self.inner.epoch.load(Ordering::SeqCst);
                     let Some(session) = self.current() else {
                         return Ok(SignOutOutcome {
@@ -1388,7 +1388,7 @@ impl AuthClient {
                         .await
                         .is_some()
                     {
-                        break (session, entry, queued);
+                        break (entry, queued);
                     }
                     // Refreshed or replaced meanwhile: queue the current tokens instead.
                     if queued {
@@ -1396,7 +1396,6 @@ impl AuthClient {
                     }
                 };
                 crate::crash::point("sign_out:after_local_remove");
-                drop(session);
                 let delivered = self.deliver(entry.clone()).await;
                 crate::crash::point("sign_out:after_server");
                 let mut hook_error = None;
@@ -1506,17 +1505,9 @@ impl AuthClient {
             let now = unix_secs(self.inner.clock.now());
             if now + 30 >= entry.access_expires_at {
                 // The access token expired meanwhile: refresh first, then revoke.
-                match api
-                    .refresh(&RefreshToken::new(entry.refresh_token.clone()))
-                    .await
-                {
-                    Ok(resp) => {
-                        entry.access_token = resp.access_token.expose_secret().to_owned();
-                        entry.refresh_token = resp.refresh_token.expose_secret().to_owned();
-                        entry.access_expires_at =
-                            unix_secs(self.inner.clock.now()) + resp.expires_in;
-                    }
-                    Err(e) if e.ends_session() => return Ok(entry),
+                match self.refresh_entry(&mut entry).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(entry),
                     Err(e) => return Err((entry, e)),
                 }
             }
@@ -1536,31 +1527,45 @@ impl AuthClient {
                 Err(e) => return Err((entry, e)),
             }
         }
-        match api.logout(&token, entry.scope).await {
+        let mut result = api.logout(&token, entry.scope).await;
+        // The backend judged the access token expired (clocks differ): refresh, retry once.
+        if let Err(e) = &result
+            && e.code() == "try_refresh_token"
+            && entry.scope != SignOutScope::Others
+        {
+            result = match self.refresh_entry(&mut entry).await {
+                Ok(true) => {
+                    api.logout(&AccessToken::new(entry.access_token.clone()), entry.scope)
+                        .await
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        match result {
             Ok(()) => Ok(entry),
             Err(e) if e.session_already_gone() => Ok(entry),
-            // The backend judged the access token expired (clocks differ): refresh, retry once.
-            Err(e) if e.code() == "try_refresh_token" && entry.scope != SignOutScope::Others => {
-                match api
-                    .refresh(&RefreshToken::new(entry.refresh_token.clone()))
-                    .await
-                {
-                    Ok(resp) => {
-                        entry.access_token = resp.access_token.expose_secret().to_owned();
-                        entry.refresh_token = resp.refresh_token.expose_secret().to_owned();
-                        entry.access_expires_at =
-                            unix_secs(self.inner.clock.now()) + resp.expires_in;
-                        match api.logout(&resp.access_token, entry.scope).await {
-                            Ok(()) => Ok(entry),
-                            Err(e) if e.session_already_gone() => Ok(entry),
-                            Err(e) => Err((entry, e)),
-                        }
-                    }
-                    Err(e) if e.ends_session() => Ok(entry),
-                    Err(e) => Err((entry, e)),
-                }
-            }
             Err(e) => Err((entry, e)),
+        }
+    }
+
+    /// Refreshes a queued revocation's tokens. `Ok(false)`: the server says the session is
+    /// already gone, so there is nothing left to revoke.
+    async fn refresh_entry(&self, entry: &mut OutboxEntry) -> Result<bool, AuthError> {
+        match self
+            .inner
+            .api
+            .refresh(&RefreshToken::new(entry.refresh_token.clone()))
+            .await
+        {
+            Ok(resp) => {
+                entry.access_token = resp.access_token.expose_secret().to_owned();
+                entry.refresh_token = resp.refresh_token.expose_secret().to_owned();
+                entry.access_expires_at = unix_secs(self.inner.clock.now()) + resp.expires_in;
+                Ok(true)
+            }
+            Err(e) if e.ends_session() => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

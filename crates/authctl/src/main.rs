@@ -355,22 +355,25 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
             }
         }
         Command::Watch => {
-            println!(
-                "{}",
-                json!({ "event": "INITIAL_SESSION", "session": client.session() })
-            );
-            let _ = std::io::stdout().flush();
-            loop {
-                tokio::select! {
-                    ev = events.recv() => match ev {
-                        Ok(ev) => {
-                            println!("{}", serde_json::to_string(&ev).unwrap_or_default());
-                            let _ = std::io::stdout().flush();
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    },
-                    _ = tokio::signal::ctrl_c() => break,
+            // A reader that goes away (`authctl watch | head -1`) ends the watch quietly.
+            let mut out = std::io::stdout();
+            let mut line = |text: String| writeln!(out, "{text}").and_then(|()| out.flush());
+            let initial = json!({ "event": "INITIAL_SESSION", "session": client.session() });
+            if line(initial.to_string()).is_ok() {
+                loop {
+                    tokio::select! {
+                        ev = events.recv() => match ev {
+                            Ok(ev) => {
+                                let text = serde_json::to_string(&ev).unwrap_or_default();
+                                if line(text).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => break,
+                        },
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
                 }
             }
             client.shutdown();

@@ -20,6 +20,11 @@ use support::*;
 
 const REPEATS: usize = 3;
 
+/// The two crash tests run one after the other: with both SIGKILLing processes in the
+/// middle of Secret Service calls at once, gnome-keyring-daemon 42.1 was seen to drop off
+/// the bus (about one run in ten), which fails the test for the daemon's sake, not ours.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn killed(out: &Output) -> bool {
     out.status.signal() == Some(9)
 }
@@ -118,6 +123,7 @@ async fn crash(ctl: &Ctl<'_>, step: &'static str, args: Vec<String>, stdin: bool
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service and --features crash-points: see the module docs"]
 async fn killed_at_every_step_the_session_is_valid_or_explicitly_ended() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let emu = emulator(Config::for_tests()).await;
     let mut runs = 0;
     for step in auth_core::crash::STEPS.iter().copied() {
@@ -173,6 +179,7 @@ async fn killed_at_every_step_the_session_is_valid_or_explicitly_ended() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service and --features crash-points: see the module docs"]
 async fn killed_at_random_moments_nothing_is_lost() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let emu = emulator(Config::for_tests()).await;
     let mut outcomes = [0usize; 2];
     for round in 0..20u64 {

@@ -277,6 +277,15 @@ struct State {
     connectivity: Connectivity,
 }
 
+/// Whether ending a session removes the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// The user signed out in this process: the device is signed out.
+    Always,
+    /// Only if the stored session is still the one that ended (or unreadable).
+    IfSameSession,
+}
+
 #[derive(Debug, Default)]
 struct Retry {
     attempt: u32,
@@ -308,7 +317,12 @@ struct Inner {
     /// wakes on a change it has not seen.
     wake: watch::Sender<u64>,
     stopped: Arc<AtomicBool>,
+    /// Held across a refresh (the request included): one refresh per device at a time.
     lock: Option<ProcessLock>,
+    /// Held only around a read-compare-write of the stored session, never across a
+    /// request: every write or removal of the session takes it, so a refresh can check
+    /// that the session it refreshed is still the stored one before saving the result.
+    commit_lock: Option<ProcessLock>,
     outbox_lock: Option<ProcessLock>,
     metrics: Metrics,
     scheduler_started: AtomicBool,
@@ -389,6 +403,10 @@ impl AuthClient {
             .lock_dir
             .as_ref()
             .map(|dir| ProcessLock::new(dir.join(format!("{name}.lock"))));
+        let commit_lock = cfg
+            .lock_dir
+            .as_ref()
+            .map(|dir| ProcessLock::new(dir.join(format!("{name}.commit.lock"))));
         let outbox_lock = cfg
             .lock_dir
             .as_ref()
@@ -424,6 +442,7 @@ impl AuthClient {
                 wake: watch::channel(0).0,
                 stopped: Arc::new(AtomicBool::new(false)),
                 lock,
+                commit_lock,
                 outbox_lock,
                 metrics: Metrics::default(),
                 scheduler_started: AtomicBool::new(false),
@@ -464,6 +483,16 @@ impl AuthClient {
     pub async fn start(&self) -> Result<Option<SessionView>, AuthError> {
         let inner = &self.inner;
         let mut failure = None;
+        // Under the commit lock: another process may be writing the session right now (a
+        // half-written chunked entry is not corrupt), or signing in after a sign-out we
+        // are about to finish.
+        let process = match self.commit_lock().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "restoring the session without the lock");
+                None
+            }
+        };
         match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
             Ok(Some(stored)) => match Session::from_stored(stored, inner.cfg.refresh_margin) {
                 Ok(session) if self.sign_out_was_interrupted(&session).await => {
@@ -487,6 +516,7 @@ impl AuthClient {
             }
             Err(e) => failure = Some(AuthError::Storage(e)),
         }
+        drop(process);
         if let Some(e) = &failure {
             tracing::warn!(code = e.code(), "could not restore the stored session");
             self.emit_error(e);
@@ -579,6 +609,19 @@ impl AuthClient {
         let inner = &self.inner;
         crate::crash::point("sign_in:after_response");
         let _commit = inner.commit_gate.lock().await;
+        let _process = self.commit_lock().await?;
+        // A session another process stored meanwhile (and this one never saw) is replaced
+        // too: it must not stay live on the server.
+        let overwritten =
+            match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
+                Ok(Some(stored)) => Session::from_stored(stored, inner.cfg.refresh_margin)
+                    .ok()
+                    .filter(|s| {
+                        s.session_id != session.session_id
+                            && self.current().is_none_or(|c| c.session_id != s.session_id)
+                    }),
+                _ => None,
+            };
         persist::save(
             &inner.store,
             &inner.cfg.key("session"),
@@ -587,6 +630,15 @@ impl AuthClient {
         .await?;
         crate::crash::point("sign_in:after_persist");
         inner.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(other) = overwritten {
+            let entry = self.outbox_entry(&other, SignOutScope::Local);
+            if let Err(e) = self.push_outbox(entry).await {
+                tracing::warn!(
+                    code = e.code(),
+                    "could not queue the revocation of the replaced session"
+                );
+            }
+        }
         if let Some(old) = self
             .current()
             .filter(|old| old.session_id != session.session_id)
@@ -613,6 +665,20 @@ impl AuthClient {
         reason: SignOutReason,
         expected_epoch: Option<u64>,
     ) -> Option<Session> {
+        let removal = if reason == SignOutReason::User {
+            Removal::Always
+        } else {
+            Removal::IfSameSession
+        };
+        self.end_session_with(reason, expected_epoch, removal).await
+    }
+
+    async fn end_session_with(
+        &self,
+        reason: SignOutReason,
+        expected_epoch: Option<u64>,
+        removal: Removal,
+    ) -> Option<Session> {
         let inner = &self.inner;
         let _commit = inner.commit_gate.lock().await;
         if let Some(epoch) = expected_epoch
@@ -620,9 +686,33 @@ impl AuthClient {
         {
             return None;
         }
+        // A local sign-out must succeed even if the lock cannot be had (a stuck process).
+        let _process = match self.commit_lock().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "removing the session without the lock");
+                None
+            }
+        };
+        self.end_session_locked(reason, removal).await
+    }
+
+    /// [`Self::end_session`] with the commit gate and the commit lock held. The stored
+    /// session is removed when the user signed out here, or when it is still the one that
+    /// ended; a session another process stored since (a new sign-in) is left alone.
+    async fn end_session_locked(&self, reason: SignOutReason, removal: Removal) -> Option<Session> {
+        let inner = &self.inner;
         let session = self.current()?;
         inner.epoch.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = inner.store.delete(&inner.cfg.key("session")).await {
+        let key = inner.cfg.key("session");
+        let remove = removal == Removal::Always
+            || match persist::load::<StoredSession>(&inner.store, &key).await {
+                Ok(Some(stored)) => Session::from_stored(stored, inner.cfg.refresh_margin)
+                    .map_or(true, |s| s.session_id == session.session_id),
+                Ok(None) => false,
+                Err(_) => true,
+            };
+        if remove && let Err(e) = inner.store.delete(&key).await {
             tracing::warn!(code = e.code(), "could not remove the stored session");
             self.emit_error(&AuthError::Storage(e));
         }
@@ -631,6 +721,30 @@ impl AuthClient {
         self.set_connectivity(Connectivity::Online);
         self.emit(AuthEvent::SignedOut, Some(reason));
         Some(session)
+    }
+
+    /// The cross-process commit lock (see [`Inner::commit_lock`]); `None` when there is
+    /// no lock directory (one process).
+    async fn commit_lock(&self) -> Result<Option<crate::lock::ProcessLockGuard>, AuthError> {
+        match &self.inner.commit_lock {
+            Some(l) => Ok(Some(l.acquire(self.inner.cfg.store_timeout).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A session that was refreshed but that nobody keeps (the sign-out or the new
+    /// sign-in that replaced it won the race): its new refresh token must not stay
+    /// valid on the server, so its revocation is queued like a sign-out's.
+    async fn revoke_orphan(&self, orphan: &Session) {
+        let mut entry = self.outbox_entry(orphan, SignOutScope::Local);
+        // The sign-out or sign-in that won has told the app backend already.
+        entry.hook_pending = false;
+        if let Err(e) = self.push_outbox(entry).await {
+            tracing::warn!(
+                code = e.code(),
+                "could not queue the revocation of a refreshed session nobody keeps"
+            );
+        }
     }
 
     fn reason_for(e: &AuthError) -> SignOutReason {
@@ -705,7 +819,10 @@ impl AuthClient {
         let mut session = session;
         match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
             Ok(None) => {
-                self.end_session(SignOutReason::User, Some(epoch)).await;
+                // Another process signed out: follow it (and delete nothing: a sign-in
+                // stored since by yet another process is not ours to remove).
+                self.end_session_with(SignOutReason::User, Some(epoch), Removal::IfSameSession)
+                    .await;
                 return Err(AuthError::NotSignedIn);
             }
             Ok(Some(stored)) if stored.refresh_token != session.refresh_token.expose_secret() => {
@@ -743,8 +860,73 @@ impl AuthClient {
                     Session::from_response(resp, inner.clock.now(), inner.cfg.refresh_margin)?;
                 let _commit = inner.commit_gate.lock().await;
                 if inner.epoch.load(Ordering::SeqCst) != epoch {
-                    // Signed out or replaced while the request ran: the result is not ours to keep.
+                    // Signed out or replaced in this process while the request ran: the
+                    // result is not ours to keep.
+                    drop(_commit);
+                    if self
+                        .current()
+                        .is_none_or(|s| s.session_id != fresh.session_id)
+                    {
+                        self.revoke_orphan(&fresh).await;
+                    }
                     return Err(AuthError::NotSignedIn);
+                }
+                let _process = match self.commit_lock().await {
+                    Ok(guard) => guard,
+                    Err(e) => {
+                        drop(_commit);
+                        self.note_failure(seen, &e);
+                        return Err(e);
+                    }
+                };
+                // Another process may have signed out or signed in while the request ran:
+                // only the session we refreshed may be overwritten.
+                match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await
+                {
+                    Ok(Some(stored))
+                        if stored.refresh_token == session.refresh_token.expose_secret() => {}
+                    Ok(stored) => {
+                        tracing::info!(
+                            "another process ended or replaced the session during a refresh; \
+                             the result is discarded"
+                        );
+                        let adopted = stored
+                            .and_then(|s| Session::from_stored(s, inner.cfg.refresh_margin).ok());
+                        let same = adopted
+                            .as_ref()
+                            .is_some_and(|a| a.session_id == fresh.session_id);
+                        let result = match adopted {
+                            Some(adopted) => {
+                                inner.epoch.fetch_add(1, Ordering::SeqCst);
+                                let event = if same {
+                                    AuthEvent::TokenRefreshed
+                                } else {
+                                    AuthEvent::SignedIn
+                                };
+                                self.set_session(Some(adopted.clone()));
+                                self.emit(event, None);
+                                Ok(adopted)
+                            }
+                            None => {
+                                self.end_session_locked(
+                                    SignOutReason::User,
+                                    Removal::IfSameSession,
+                                )
+                                .await;
+                                Err(AuthError::NotSignedIn)
+                            }
+                        };
+                        drop(_process);
+                        drop(_commit);
+                        if !same {
+                            self.revoke_orphan(&fresh).await;
+                        }
+                        return result;
+                    }
+                    Err(e) => tracing::warn!(
+                        code = e.code(),
+                        "could not re-read the stored session before saving a refresh"
+                    ),
                 }
                 // Persist before publish: if this fails, the old refresh token stays in use
                 // (the server answers its reuse with the new token).
@@ -845,12 +1027,17 @@ impl AuthClient {
         }
         session.user = user;
         session.user_raw = user_raw;
-        persist::save(
-            &inner.store,
-            &inner.cfg.key("session"),
-            &session.to_stored(),
-        )
-        .await?;
+        let _process = self.commit_lock().await?;
+        // Written back only while the stored session is still this one: another process
+        // may have signed out or refreshed meanwhile (its next refresh re-reads the user).
+        let key = inner.cfg.key("session");
+        let ours = matches!(
+            persist::load::<StoredSession>(&inner.store, &key).await,
+            Ok(Some(stored)) if stored.refresh_token == session.refresh_token.expose_secret()
+        );
+        if ours {
+            persist::save(&inner.store, &key, &session.to_stored()).await?;
+        }
         self.set_session(Some(session));
         if announce {
             self.emit(AuthEvent::UserUpdated, None);

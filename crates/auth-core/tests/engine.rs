@@ -964,3 +964,122 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
     ));
     tablet.client.user().await.unwrap();
 }
+
+/// Two processes on one stored session (two engines, one store, one lock directory): one
+/// signs out with each scope while the other refreshes, 200 times, with the server's
+/// answer delayed by a random few milliseconds so that every interleaving comes up. A
+/// refresh that finishes after the other process ended the session must not write it
+/// back, and no refresh token may ever be sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_never_resurrects_a_session_another_process_ended() {
+    use rand::Rng;
+    // Strict server: a refresh token sent twice would revoke the whole session.
+    let env = Env::with(gotrue_emulator::Config {
+        refresh_token_reuse_interval: Duration::ZERO,
+        ..gotrue_emulator::Config::for_tests()
+    })
+    .await;
+    env.create_user("race@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = env.config();
+    cfg.lock_dir = Some(dir.path().to_path_buf());
+    let scopes = [
+        SignOutScope::Local,
+        SignOutScope::Global,
+        SignOutScope::Others,
+    ];
+    let mut resurrected = Vec::new();
+    // Local/global rounds whose refresh reached the server but whose result was thrown
+    // away because the session had ended meanwhile: the interleaving this test is about.
+    let mut discarded = 0;
+    for round in 0..200 {
+        let scope = scopes[round % scopes.len()];
+        let store = Arc::new(MemoryStore::new());
+        let mut app = env.device_with(store.clone(), cfg.clone()).await;
+        let view = app.sign_in("race@example.com").await;
+        let cli = env.device_with(store.clone(), cfg.clone()).await; // restores it
+        let (delay, logout_delay, head_start) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_range(0..15u64),
+                rng.random_range(0..15u64),
+                rng.random_range(0..10u64),
+            )
+        };
+        if delay > 0 {
+            env.fault(json!({"path": "/token", "delay_ms": delay, "times": 1}))
+                .await;
+        }
+        if logout_delay > 0 {
+            env.fault(json!({"path": "/logout", "delay_ms": logout_delay, "times": 1}))
+                .await;
+        }
+        let refresher = cli.client.clone();
+        let refresh = tokio::spawn(async move { refresher.refresh().await });
+        tokio::time::sleep(Duration::from_millis(head_start)).await;
+        let outcome = app.client.sign_out(scope).await.unwrap();
+        let refreshed = refresh.await.unwrap();
+        env.clear_faults().await;
+        assert!(outcome.local_done || scope == SignOutScope::Others);
+        let requests = cli
+            .client
+            .metrics()
+            .refresh_requests
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if scope != SignOutScope::Others
+            && requests == 1
+            && matches!(refreshed, Err(AuthError::NotSignedIn))
+        {
+            discarded += 1;
+        }
+        // Deliver whatever either process queued.
+        app.client.flush_outbox().await.unwrap();
+        cli.client.flush_outbox().await.unwrap();
+        let stored = store
+            .dump()
+            .into_iter()
+            .any(|(key, _)| key.ends_with(".session"));
+        let live = env.server_sessions(&view.user.id).await.len();
+        match scope {
+            SignOutScope::Others => {
+                assert!(
+                    stored,
+                    "round {round}: `others` keeps this device's session"
+                );
+                assert_eq!(live, 1, "round {round}: only this device's session is left");
+                app.client.sign_out(SignOutScope::Global).await.unwrap();
+                cli.client.flush_outbox().await.unwrap();
+            }
+            _ => {
+                if stored || live > 0 {
+                    resurrected.push((round, scope, stored, live));
+                }
+            }
+        }
+        app.client.shutdown();
+        cli.client.shutdown();
+    }
+    let stats: Value = env
+        .http
+        .get(env.url("/_emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resurrected,
+        Vec::new(),
+        "(round, scope, still stored, live on the server) after a sign-out"
+    );
+    assert_eq!(
+        stats["refresh_token_reuses"], 0,
+        "no refresh token sent twice"
+    );
+    assert!(
+        discarded > 0,
+        "no round refreshed across the other process's sign-out"
+    );
+    eprintln!("200 rounds: {discarded} refreshes discarded, 0 resurrected, 0 reuses");
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::error::NewSessionError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use gotrue_emulator::{Config, Emulator, EmulatorHandle};
 use serde_json::{Value, json};
@@ -62,12 +63,51 @@ impl Drop for Harness {
         let _ = self.driver.wait();
         // A test that failed may leave its app running; the next test's app would then hand
         // over to it (single instance) and exit.
-        let app = bin_dir().join("tessera");
-        let _ = Command::new("pkill")
-            .arg("-f")
-            .arg(app.as_os_str())
-            .status();
-        std::thread::sleep(Duration::from_millis(300));
+        kill_stray_apps();
+    }
+}
+
+/// Ends every `tessera` process started from this workspace's binary and waits until they
+/// are gone (they hold the single-instance lock until they exit).
+fn kill_stray_apps() {
+    let app = bin_dir().join("tessera");
+    let _ = Command::new("pkill")
+        .arg("-f")
+        .arg(app.as_os_str())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .arg("-f")
+        .arg(app.as_os_str())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "a tessera process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the WebDriver chain is ready: `GET /status` through tauri-driver answers
+/// `ready: true` from WebKitWebDriver behind it (an open port alone is not enough: the
+/// native driver may still be starting, and tauri-driver then drops the request).
+async fn wait_for_webdriver(http: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("http://127.0.0.1:{port}/status");
+    loop {
+        let last = match http.get(&url).timeout(Duration::from_secs(5)).send().await {
+            Ok(r) => match r.json::<Value>().await {
+                Ok(v) if v["value"]["ready"] == json!(true) => return,
+                Ok(v) => v.to_string(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "WebDriver not ready within 60 s: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -108,15 +148,11 @@ impl Harness {
             .stderr(file)
             .spawn()
             .expect("tauri-driver (scripts/e2e installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        wait_for_webdriver(&http, port).await;
         Self {
             emu,
             http,
@@ -140,15 +176,34 @@ impl Harness {
             "tauri:options".into(),
             json!({ "application": bin_dir().join("tessera").to_string_lossy(), "args": args }),
         );
-        let client = tokio::time::timeout(
-            Duration::from_secs(45),
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(caps)
-                .connect(&format!("http://127.0.0.1:{}", self.port)),
-        )
-        .await
-        .expect("WebDriver session within 45 s")
-        .expect("WebDriver session");
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let connect = || async {
+            let mut builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            tokio::time::timeout(Duration::from_secs(45), builder.connect(&url)).await
+        };
+        let client = match connect().await.expect("WebDriver session within 45 s") {
+            Ok(client) => client,
+            // The request did not get an answer (the native driver dropped it): once more,
+            // with no app of an unanswered attempt left to take the single-instance lock.
+            Err(
+                e @ (NewSessionError::Failed(_)
+                | NewSessionError::FailedC(_)
+                | NewSessionError::Lost(_)),
+            ) => {
+                eprintln!(
+                    "WebDriver new session failed at the transport level ({e}); retrying once"
+                );
+                kill_stray_apps();
+                wait_for_webdriver(&self.http, self.port).await;
+                connect()
+                    .await
+                    .expect("WebDriver session within 45 s")
+                    .expect("WebDriver session (second attempt)")
+            }
+            Err(e) => panic!("WebDriver session: {e:?}"),
+        };
         wait_status(&client, |s| s != "Loading…").await;
         client
     }

@@ -88,7 +88,73 @@ pub fn run() {
             }
         });
     if let Err(e) = with_commands(builder).run(tauri::generate_context!("../tauri.conf.json")) {
+        #[cfg(desktop)]
+        if is_failed_handover(&e.to_string()) {
+            start_again_as_first_instance();
+        }
         tracing::error!("Tessera could not start: {e}");
         std::process::exit(1);
+    }
+}
+
+/// The single-instance plugin found a running instance but could not hand it our
+/// arguments: that instance was quitting (it held the name, then left the bus without
+/// answering). This happens when the app is started again while the last one is closing.
+#[cfg(desktop)]
+fn is_failed_handover(error: &str) -> bool {
+    error.contains("single-instance") && error.contains("failed to forward arguments")
+}
+
+/// Starts this program again with the same arguments (a deep link among them is not lost):
+/// with the quitting instance gone, it becomes the running one. At most three times, a
+/// little later each time, so a running instance that never answers still ends in an error.
+#[cfg(desktop)]
+fn start_again_as_first_instance() {
+    const ATTEMPT: &str = "TESSERA_HANDOVER_ATTEMPT";
+    let attempt: u32 = std::env::var(ATTEMPT)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if attempt >= 3 {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    tracing::warn!(
+        attempt = attempt + 1,
+        "the running instance quit while we handed it our arguments; starting again"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(
+        200 * u64::from(attempt + 1),
+    ));
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .env(ATTEMPT, (attempt + 1).to_string());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = command.exec(); // returns only if it failed
+        tracing::error!(error = %e, "could not start again");
+    }
+    #[cfg(not(unix))]
+    match command.status() {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => tracing::error!(error = %e, "could not start again"),
+    }
+}
+
+#[cfg(all(test, desktop))]
+mod tests {
+    #[test]
+    fn only_a_failed_single_instance_handover_starts_again() {
+        assert!(super::is_failed_handover(
+            "failed to initialize plugin `single-instance`: failed to forward arguments to the \
+             running instance: org.freedesktop.DBus.Error.NoReply: Message recipient disconnected"
+        ));
+        assert!(!super::is_failed_handover(
+            "failed to initialize plugin `deep-link`: something else"
+        ));
     }
 }

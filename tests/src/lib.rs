@@ -69,21 +69,57 @@ impl Drop for Harness {
 
 /// Ends every `tessera` process started from this workspace's binary and waits until they
 /// are gone (they hold the single-instance lock until they exit).
-fn kill_stray_apps() {
+pub fn kill_stray_apps() {
+    stop_apps(Duration::ZERO);
+}
+
+/// Waits up to `grace` for `tessera` processes of this workspace to quit on their own,
+/// then ends the rest, and waits until the single-instance name is free.
+pub fn stop_apps(grace: Duration) {
     let app = bin_dir().join("tessera");
+    let running = || {
+        Command::new("pgrep")
+            .arg("-f")
+            .arg(app.as_os_str())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let quit_by = Instant::now() + grace;
+    while running() && Instant::now() < quit_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = Command::new("pkill")
         .arg("-f")
         .arg(app.as_os_str())
         .status();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep")
-        .arg("-f")
-        .arg(app.as_os_str())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
+    while running() {
         assert!(Instant::now() < deadline, "a tessera process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_until_no_instance();
+}
+
+/// Waits until no app instance holds the single-instance D-Bus name (the bus releases it
+/// a moment after the process is gone). An app started before that would hand its
+/// arguments to the one that is leaving.
+fn wait_until_no_instance() {
+    let Ok(conn) = zbus::blocking::Connection::session() else {
+        return; // no session bus: no single-instance name either
+    };
+    let Ok(bus) = zbus::blocking::fdo::DBusProxy::new(&conn) else {
+        return;
+    };
+    let Ok(name) = zbus::names::BusName::try_from(SINGLE_INSTANCE_NAME) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bus.name_has_owner(name.clone()).unwrap_or(false) {
+        assert!(
+            Instant::now() < deadline,
+            "an app instance kept the single-instance name for 10 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -170,6 +206,8 @@ impl Harness {
 
     /// Starts the app with command-line arguments (a deep link on a cold start).
     pub async fn open_app_with(&self, args: &[&str]) -> Client {
+        // The app a test closed just before may still be quitting.
+        stop_apps(Duration::from_secs(5));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
         caps.insert(
@@ -217,6 +255,22 @@ impl Harness {
             .env("TESSERA_ANON_KEY", self.emu.anon_key())
             .env("TESSERA_PROFILE", &self.profile)
             .output()
+            .unwrap()
+    }
+
+    /// Starts `tessera` directly (no WebDriver), as the desktop does when a link is
+    /// opened, with its log in `log`. The caller ends it.
+    pub fn spawn_app(&self, args: &[&str], log: &Path) -> Child {
+        let file = std::fs::File::create(log).unwrap();
+        Command::new(bin_dir().join("tessera"))
+            .args(args)
+            .env("TESSERA_AUTH_URL", self.emu.url())
+            .env("TESSERA_ANON_KEY", self.emu.anon_key())
+            .env("TESSERA_PROFILE", &self.profile)
+            .env("TESSERA_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
             .unwrap()
     }
 
@@ -408,15 +462,52 @@ pub async fn fill(client: &Client, id: &str, value: &str) {
     el.send_keys(value).await.unwrap();
 }
 
+/// Clicks `#id` as a person would: once it is shown and enabled (the UI disables every
+/// button while an action is in progress; a click on a disabled button does nothing).
 pub async fn click(client: &Client, id: &str) {
-    client
-        .wait()
-        .for_element(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
+    click_css(client, &format!("#{id}")).await;
+}
+
+/// Clicks the element `css` selects once it is shown and enabled. The UI may re-render it
+/// meanwhile (lists are rebuilt when they change): then the new one is clicked.
+pub async fn click_css(client: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let outcome = async {
+            let el = client.wait().for_element(Locator::Css(css)).await?;
+            if el.is_enabled().await? && el.is_displayed().await? {
+                el.click().await.map(|()| true)
+            } else {
+                Ok(false)
+            }
+        }
+        .await;
+        match outcome {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} stayed disabled, hidden or replaced for 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of every element `css` selects, read in one step (no element can go stale
+/// between finding it and reading it).
+pub async fn texts(client: &Client, css: &str) -> Vec<String> {
+    let v = client
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)",
+            vec![json!(css)],
+        )
         .await
         .unwrap();
+    serde_json::from_value(v).unwrap()
 }
 
 pub async fn sign_in(client: &Client, email: &str) {
@@ -549,4 +640,49 @@ pub fn files_containing(root: &Path, secrets: &[String]) -> Vec<String> {
         }
     }
     hits
+}
+
+/// The D-Bus name by which the running app is found (tauri-plugin-single-instance:
+/// `<identifier>.SingleInstance`).
+pub const SINGLE_INSTANCE_NAME: &str = "dev.tessera.desktop.SingleInstance";
+
+/// An app instance that is quitting: it holds the single-instance name, and when the next
+/// instance hands it its arguments it leaves the bus without answering. Returns once the
+/// name is held; the thread ends after the hand-over attempt (or after `patience`).
+pub fn quitting_instance(patience: Duration) -> std::thread::JoinHandle<bool> {
+    let (ready, held) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let conn = zbus::blocking::Connection::session().unwrap();
+        // The app a test just closed may hold the name a moment longer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = conn.request_name(SINGLE_INSTANCE_NAME) {
+            assert!(Instant::now() < deadline, "single-instance name: {e}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ready.send(()).unwrap();
+        let deadline = Instant::now() + patience;
+        let (calls, called) = std::sync::mpsc::channel();
+        let listener = conn.clone();
+        std::thread::spawn(move || {
+            for msg in zbus::blocking::MessageIterator::from(&listener) {
+                let Ok(msg) = msg else { break };
+                if msg
+                    .header()
+                    .member()
+                    .is_some_and(|m| m.as_str() == "ExecuteCallback")
+                {
+                    let _ = calls.send(());
+                    break;
+                }
+            }
+        });
+        let asked = called
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok();
+        drop(conn); // leaves the bus: the caller gets no answer
+        asked
+    });
+    held.recv_timeout(Duration::from_secs(10))
+        .expect("the stand-in took the single-instance name");
+    thread
 }

@@ -269,6 +269,46 @@ async fn a_link_that_starts_the_app_is_not_lost() {
     app.close().await.unwrap();
 }
 
+/// The app is started with a link while the last instance is still quitting: the
+/// hand-over to it fails (it leaves without answering), and the new instance must start
+/// on its own with the link, not exit with an error and lose it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn a_link_opened_while_the_app_is_quitting_is_not_lost() {
+    let h = Harness::start().await;
+    let user = h.create_user("quitting@example.com").await;
+    let app = h.open_app().await;
+    fill(&app, "email", "quitting@example.com").await;
+    click(&app, "send-code").await;
+    wait_text(&app, "message", |t| t.contains("emailed")).await;
+    app.close().await.unwrap();
+    stop_apps(Duration::from_secs(5));
+    let deep_link = h.deep_link_from_mail("quitting@example.com").await;
+
+    let quitting = quitting_instance(Duration::from_secs(20));
+    let log = std::env::temp_dir().join(format!("tessera-{}-restart.log", h.profile));
+    let mut started = h.spawn_app(&[&deep_link], &log);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.sessions(&user).await.is_empty() {
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(status) = started.try_wait().unwrap() {
+            panic!("the app exited ({status}) instead of starting:\n{log_text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the link did not sign in within 30 s:\n{log_text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(quitting.join().unwrap(), "the hand-over was tried first");
+    assert!(
+        !tokens_in_keyring_for(&h.profile).is_empty(),
+        "the session the link started is in the keyring"
+    );
+    let _ = started.kill();
+    let _ = started.wait();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
 async fn two_factor_enrolment_and_sign_in() {
@@ -421,10 +461,7 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
         async move {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
-                let found = app
-                    .find_all(Locator::Css("#devices li.device"))
-                    .await
-                    .unwrap();
+                let found = texts(&app, "#devices li.device").await;
                 if found.len() == n {
                     return found;
                 }
@@ -439,8 +476,7 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
     };
     let listed = rows(3).await;
     let mut this_device = 0;
-    for row in &listed {
-        let text = row.text().await.unwrap();
+    for text in &listed {
         assert!(text.contains("Sign out this device"), "{text}");
         this_device += usize::from(text.contains("This device"));
     }
@@ -460,14 +496,11 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.find(Locator::Css(&format!(
-        "li[data-session='{phone_session}'] button.revoke"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click_css(
+        &app,
+        &format!("li[data-session='{phone_session}'] button.revoke"),
+    )
+    .await;
     rows(2).await;
     wait_text(&app, "devices-status", |t| {
         t.contains("Signed out authctl on Linux")
@@ -480,14 +513,7 @@ async fn your_devices_lists_sessions_and_signs_one_out() {
 
     // This device's own row: a local sign-out.
     let mine = text(&app, "session-id").await;
-    app.find(Locator::Css(&format!(
-        "li[data-session='{mine}'] button.revoke"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click_css(&app, &format!("li[data-session='{mine}'] button.revoke")).await;
     wait_status(&app, |s| s == "Signed out").await;
     assert_eq!(h.sessions(&user).await.len(), 1, "only the laptop is left");
     app.close().await.unwrap();

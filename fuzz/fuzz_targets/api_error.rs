@@ -2,7 +2,7 @@
 //! give a typed error with a stable, non-empty code, and never a panic.
 #![no_main]
 
-use auth_core::api::parse_error;
+use auth_core::backend::gotrue::parse_error;
 use libfuzzer_sys::fuzz_target;
 use reqwest::StatusCode;
 

@@ -95,11 +95,11 @@ impl App {
     }
 
     async fn create_user(&self, email: &str) {
-        reqwest::Client::new()
-            .post(format!("{}/admin/users", self.emu.url()))
-            .bearer_auth(self.emu.service_role_key())
-            .json(&json!({"email": email, "password": "correct-horse-9", "email_confirm": true}))
-            .send()
+        self.emu
+            .create_user(gotrue_emulator::NewUser::confirmed(
+                email,
+                "correct-horse-9",
+            ))
             .await
             .unwrap();
     }

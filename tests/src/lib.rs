@@ -14,7 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use gotrue_emulator::{Config, Emulator, EmulatorHandle};
 use serde_json::{Value, json};
 
-pub const PASSWORD: &str = "correct-horse-9";
+pub use tessera_test_support::PASSWORD;
 
 /// `target/debug` of this workspace.
 pub fn bin_dir() -> PathBuf {
@@ -296,11 +296,8 @@ impl Harness {
     /// Follows the newest emailed link to `email` like a browser and returns the
     /// `tessera://` deep link it redirects to.
     pub async fn deep_link_from_mail(&self, email: &str) -> String {
-        let mails = self.get(&format!("/_emulator/mail?to={email}")).await;
-        let link = mails.as_array().and_then(|m| m.last()).unwrap()["action_link"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let mails = self.emu.mail_for(Some(email)).unwrap();
+        let link = mails.last().expect("a mail").action_link.clone();
         let resp = self.http.get(&link).send().await.unwrap();
         let deep_link = resp.headers()["location"].to_str().unwrap().to_owned();
         assert!(
@@ -311,18 +308,7 @@ impl Harness {
     }
 
     pub async fn create_user(&self, email: &str) -> String {
-        let v: Value = self
-            .http
-            .post(format!("{}/admin/users", self.emu.url()))
-            .bearer_auth(self.emu.service_role_key())
-            .json(&json!({"email": email, "password": PASSWORD, "email_confirm": true}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["id"].as_str().unwrap().to_owned()
+        tessera_test_support::create_user(&self.emu, email).await
     }
 
     pub async fn sessions(&self, user_id: &str) -> Vec<Value> {
@@ -374,25 +360,10 @@ fn authctl_with_stdin(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(bin_dir().join("authctl"))
-        .args(["--url", url, "--anon-key", anon_key, "--profile", profile])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    let mut cmd = Command::new(bin_dir().join("authctl"));
+    cmd.args(["--url", url, "--anon-key", anon_key, "--profile", profile])
+        .args(args);
+    tessera_test_support::output_with_stdin(cmd, stdin)
 }
 
 /// Saves a screenshot of the window as `target/screenshots/<name>.png`.

@@ -18,6 +18,9 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
     let app = h.open_app().await;
     assert_eq!(text(&app, "auth-status").await, "Signed out");
     sign_in(&app, "ada@example.com").await;
+    // The expiry countdown ticks while it is on screen (and only then: no timer otherwise).
+    let first = text(&app, "expiry").await;
+    wait_text(&app, "expiry", |t| t != first && t.starts_with("valid for")).await;
     click(&app, "refresh").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     screenshot(&app, "signed-in").await;

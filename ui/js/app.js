@@ -7,7 +7,8 @@ let pendingMfa = null; // factor id while the second sign-in step is open
 let enrolling = null; // factor id while setting up an authenticator
 let idleMinutes = 0;
 let idleTimer = null;
-let countdown = null;
+let countdown = null; // the expiry countdown's next tick, only while it is on screen
+let expiryOnScreen = false;
 
 function show(id, text) {
   const el = $(id);
@@ -52,6 +53,16 @@ function renderExpiry() {
     left > 0 ? `valid for ${Math.floor(left / 60)} min ${String(left % 60).padStart(2, '0')} s` : 'expired — refreshing when online';
 }
 
+/** Ticks the expiry countdown once a second, but only while it can be seen: signed in,
+ * the window visible, the line scrolled into view. Otherwise nothing runs. */
+function tick() {
+  clearTimeout(countdown);
+  countdown = null;
+  if (!session || pendingMfa || document.hidden || !expiryOnScreen) return;
+  renderExpiry();
+  countdown = setTimeout(tick, 1000 - (Date.now() % 1000));
+}
+
 function render() {
   const signedIn = !!session && !pendingMfa;
   $('signed-out').hidden = !!session;
@@ -59,7 +70,7 @@ function render() {
   $('signed-in').hidden = !signedIn;
   if (!session) {
     $('auth-status').textContent = 'Signed out';
-    clearInterval(countdown);
+    tick();
     return;
   }
   const name = session.user.isAnonymous ? 'an anonymous user' : session.user.email;
@@ -69,8 +80,7 @@ function render() {
   $('session-id').textContent = session.sessionId;
   $('aal').textContent = session.aal === 'aal2' ? 'two-factor (aal2)' : 'one factor (aal1)';
   renderExpiry();
-  clearInterval(countdown);
-  countdown = setInterval(renderExpiry, 1000);
+  tick();
 }
 
 /** "3 min ago", "2 h ago", or a date. */
@@ -384,6 +394,11 @@ function wire() {
 
 async function main() {
   wire();
+  new IntersectionObserver((entries) => {
+    expiryOnScreen = entries.some((e) => e.isIntersecting);
+    tick();
+  }).observe($('expiry'));
+  document.addEventListener('visibilitychange', tick);
   await auth.onAuthStateChange(onChange);
   const [backend, prefs] = await Promise.all([auth.backend(), auth.preferences()]);
   if (backend.embedded) {

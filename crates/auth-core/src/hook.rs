@@ -24,7 +24,7 @@ pub struct LogoutHook {
 
 impl LogoutHook {
     pub fn new(url: &str, timeout: Duration, user_agent: &str) -> Result<Self, AuthError> {
-        let http = crate::api::http_client(url, "logout hook URL", timeout, user_agent)?;
+        let http = crate::http::http_client(url, "logout hook URL", timeout, user_agent)?;
         Ok(Self {
             http,
             url: url.to_owned(),

@@ -21,32 +21,33 @@
 //! # }
 //! ```
 
-pub mod api;
 pub mod backend;
 pub mod callback;
 mod client;
 pub mod clock;
+mod config;
 pub mod crash;
 mod error;
 pub mod hook;
+mod http;
 pub mod jwt;
 mod lock;
 pub mod model;
 mod persist;
 mod secret;
 pub mod store;
-pub mod supertokens;
 
-pub use api::{GoTrueApi, MfaEnrollment, SignOutScope, User, UserUpdate};
-pub use backend::{AuthBackend, BackendKind};
-pub use client::{
-    AuthClient, AuthConfig, Metrics, PendingRevocation, SignOutOutcome, SignUpOutcome,
+pub use backend::{
+    AuthBackend, BackendKind, GoTrueApi, MfaEnrollment, SignOutScope, SuperTokensApi, User,
+    UserUpdate,
 };
+pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{AuthConfig, Metrics};
 pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
 pub use model::{
-    AuthEvent, AuthStateChange, Connectivity, DeviceSession, ErrorView, RevokeOutcome, SessionView,
-    SignOutReason, UserView,
+    AuthEvent, AuthStateChange, Connectivity, DeviceSession, ErrorView, PendingRevocation,
+    RevokeOutcome, SessionView, SignOutOutcome, SignOutReason, SignUpOutcome, UserView,
 };
 pub use secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 pub use store::{ChunkedStore, KeyringStore, MemoryStore, SecretStore, Store, StoreError};

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::User;
+use crate::backend::User;
 
 /// The user as a UI sees it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -149,4 +149,41 @@ pub struct AuthStateChange {
     pub error: Option<ErrorView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<Connectivity>,
+}
+
+/// What a sign-out did.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignOutOutcome {
+    pub scope: crate::backend::SignOutScope,
+    /// The local session is gone (always true for `local` and `global`; false for `others`).
+    pub local_done: bool,
+    /// The server confirmed the revocation (or said the session was already gone).
+    pub server_confirmed: bool,
+    /// The revocation waits in the outbox and will be retried.
+    pub queued: bool,
+    /// The app backend's logout hook failed (it is retried with the revocation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_error: Option<ErrorView>,
+}
+
+/// What a sign-up did.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum SignUpOutcome {
+    SignedIn { session: SessionView },
+    ConfirmationSent { email: String },
+}
+
+/// A pending revocation as shown to a user (no tokens).
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRevocation {
+    pub id: String,
+    pub scope: crate::backend::SignOutScope,
+    pub session_id: String,
+    pub email: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
 }

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::SignOutScope;
+use crate::backend::SignOutScope;
+use crate::secret::{AccessToken, CodeVerifier, RefreshToken, serialize_for_store};
 use crate::store::{Store, StoreError};
 
 const VERSION: u32 = 1;
@@ -18,11 +19,13 @@ struct Envelope<T> {
     data: T,
 }
 
-/// A stored session. Times are this device's clock.
+/// A stored session. Times are this device's clock. Its `Debug` redacts the tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredSession {
-    pub access_token: String,
-    pub refresh_token: String,
+    #[serde(serialize_with = "serialize_for_store")]
+    pub access_token: AccessToken,
+    #[serde(serialize_with = "serialize_for_store")]
+    pub refresh_token: RefreshToken,
     pub expires_in: i64,
     pub server_expires_at: Option<i64>,
     /// Unix seconds at which the token response was received.
@@ -36,8 +39,10 @@ pub struct OutboxEntry {
     pub id: String,
     pub scope: SignOutScope,
     /// Empty for `others` (that one uses the live session's token).
-    pub access_token: String,
-    pub refresh_token: String,
+    #[serde(serialize_with = "serialize_for_store")]
+    pub access_token: AccessToken,
+    #[serde(serialize_with = "serialize_for_store")]
+    pub refresh_token: RefreshToken,
     /// Unix seconds (device clock) when `access_token` expires.
     pub access_expires_at: i64,
     /// The session being revoked (for display).
@@ -71,7 +76,8 @@ pub struct PendingFlow {
     pub id: String,
     pub kind: FlowKind,
     /// PKCE verifier (empty for sign-out landings).
-    pub verifier: String,
+    #[serde(serialize_with = "serialize_for_store")]
+    pub verifier: CodeVerifier,
     /// Unix seconds.
     pub created_at: i64,
 }

@@ -49,6 +49,12 @@ macro_rules! secret_type {
             }
         }
 
+        impl Exposed for $name {
+            fn exposed(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<String> for $name {
             fn from(value: String) -> Self {
                 Self(value)
@@ -61,6 +67,21 @@ macro_rules! secret_type {
             }
         }
     };
+}
+
+/// Writes a secret as its plain string. For the stored forms only (what goes to the
+/// secret store): name it field by field with `#[serde(serialize_with = "...")]`, so that
+/// no secret type can be serialized anywhere else by accident.
+pub(crate) fn serialize_for_store<S: serde::Serializer, T: Exposed>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.exposed())
+}
+
+/// What [`serialize_for_store`] reads (the secret types).
+pub(crate) trait Exposed {
+    fn exposed(&self) -> &str;
 }
 
 secret_type!(

@@ -70,7 +70,9 @@ impl Server {
 
     async fn create_user(&self, email: &str) {
         match self {
-            Self::GoTrue(env) => env.create_user(email).await,
+            Self::GoTrue(env) => {
+                env.create_user(email).await;
+            }
             Self::SuperTokens { handle, http, .. } => {
                 let r = http
                     .post(format!("{}/_emulator/users", handle.url()))

@@ -520,7 +520,7 @@ async fn magic_link_and_email_code() {
     env.create_user("link@example.com").await;
     let d = env.device().await;
     d.client.sign_in_with_otp("link@example.com").await.unwrap();
-    let mail = env.last_mail("link@example.com").await;
+    let mail = env.last_mail("link@example.com");
     let click = env
         .http
         .get(mail["action_link"].as_str().unwrap())
@@ -537,7 +537,7 @@ async fn magic_link_and_email_code() {
 
     d.client.sign_out(SignOutScope::Local).await.unwrap();
     d.client.sign_in_with_otp("link@example.com").await.unwrap();
-    let mail = env.last_mail("link@example.com").await;
+    let mail = env.last_mail("link@example.com");
     let wrong = d
         .client
         .verify_otp("link@example.com", &OneTimeCode::new("000000"), "email")

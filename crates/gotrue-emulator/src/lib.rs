@@ -30,8 +30,10 @@ mod mail;
 mod models;
 mod redirect;
 mod server;
+mod tokens;
 
 pub use clock::Clock;
 pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT};
+pub use db::MailRow as Mail;
 pub use duration::parse_go_duration;
-pub use server::{Emulator, EmulatorHandle, StartError};
+pub use server::{AdminError, Emulator, EmulatorHandle, NewUser, StartError};

@@ -6,7 +6,7 @@ use url::form_urlencoded;
 
 use crate::db::{MailRow, OneTimeTokenRow, UserRow};
 use crate::error::ApiError;
-use crate::jwt;
+use crate::tokens;
 
 /// The kinds of mail GoTrue sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +76,8 @@ pub fn issue_token(
         now,
         ..
     } = *out;
-    let otp = jwt::new_otp(6);
-    let hash = jwt::token_hash(address, &otp);
+    let otp = tokens::new_otp(6);
+    let hash = tokens::token_hash(address, &otp);
     let token_hash = if flow_state_id.is_some() {
         format!("pkce_{hash}")
     } else {

@@ -1,6 +1,7 @@
 //! JSON views of stored rows, shaped exactly as GoTrue renders them.
 
 use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::clock::rfc3339;
@@ -143,4 +144,13 @@ mod tests {
         assert!(v.get("factors").is_none());
         assert!(v.get("email_confirmed_at").is_none());
     }
+}
+
+/// One authentication method reference (`amr` claim entry).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Amr {
+    pub method: String,
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub provider: Option<String>,
 }

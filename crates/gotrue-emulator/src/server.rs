@@ -14,11 +14,12 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
-use crate::api::{self, Shared};
+use crate::Mail;
+use crate::api::{self, AdminUserParams, Shared, insert_user};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::Db;
-use crate::error::ApiVersion;
+use crate::db::{Db, MailRow};
+use crate::error::{ApiError, ApiVersion};
 use crate::faults::{Action, Faults};
 use crate::jwt::Keys;
 
@@ -99,6 +100,49 @@ impl Emulator {
     }
 }
 
+/// A user to create with [`EmulatorHandle::create_user`].
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: String,
+    /// Checked against the password rules, like the admin API does.
+    pub password: Option<String>,
+    /// Confirmed at once (the admin API's `email_confirm`).
+    pub email_confirmed: bool,
+    pub user_metadata: Option<serde_json::Value>,
+}
+
+impl NewUser {
+    /// A confirmed user who signs in with `password`.
+    pub fn confirmed(email: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            password: Some(password.into()),
+            email_confirmed: true,
+            user_metadata: None,
+        }
+    }
+}
+
+/// Why the emulator refused something asked through its Rust API: the status and GoTrue
+/// error code the HTTP API would have answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code} (HTTP {status}): {message}")]
+pub struct AdminError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<ApiError> for AdminError {
+    fn from(e: ApiError) -> Self {
+        Self {
+            status: e.status.as_u16(),
+            code: e.code.into_owned(),
+            message: e.msg,
+        }
+    }
+}
+
 /// A running emulator. Dropping it stops the server.
 #[derive(Debug)]
 pub struct EmulatorHandle {
@@ -135,6 +179,27 @@ impl EmulatorHandle {
     /// The emulator's clock, for in-process tests that want to move time.
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    /// Creates a user in process, as `POST /admin/users` would (no HTTP, no admin key).
+    /// Returns the new user's id.
+    pub async fn create_user(&self, user: NewUser) -> Result<String, AdminError> {
+        let params = AdminUserParams {
+            email: Some(user.email),
+            password: user.password,
+            email_confirm: Some(user.email_confirmed),
+            user_metadata: user.user_metadata,
+            ..AdminUserParams::default()
+        };
+        let json = insert_user(&self.shared, params).await?;
+        Ok(json["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The mail the emulator "sent" to `to` (every address when `None`), oldest first:
+    /// codes and links, read in process.
+    pub fn mail_for(&self, to: Option<&str>) -> Result<Vec<Mail>, AdminError> {
+        let conn = self.shared.db.lock();
+        MailRow::list(&conn, to).map_err(|e| AdminError::from(ApiError::from(e)))
     }
 
     /// Stops accepting, closes open connections and waits for the server task to end.

@@ -166,9 +166,9 @@ pub async fn auth_update_user(
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Factors {
-    pub all: Vec<auth_core::api::Factor>,
+    pub all: Vec<auth_core::backend::Factor>,
     /// Verified TOTP factors: when there is one, sign-in asks for a code.
-    pub totp: Vec<auth_core::api::Factor>,
+    pub totp: Vec<auth_core::backend::Factor>,
 }
 
 #[tauri::command]

@@ -152,21 +152,14 @@ async fn start_embedded<R: Runtime>(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let created = reqwest::Client::new()
-        .post(format!("{}/admin/users", emulator.url()))
-        .bearer_auth(emulator.service_role_key())
-        .json(
-            &json!({ "email": DEMO_EMAIL, "password": DEMO_PASSWORD, "email_confirm": true,
-                        "user_metadata": { "name": "Demo user" } }),
-        )
-        .send()
-        .await
-        .map_err(|e| format!("cannot create the demo user: {e}"))?;
-    if !created.status().is_success() && created.status().as_u16() != 422 {
-        return Err(format!(
-            "cannot create the demo user: HTTP {}",
-            created.status()
-        ));
+    let demo = gotrue_emulator::NewUser {
+        user_metadata: Some(json!({ "name": "Demo user" })),
+        ..gotrue_emulator::NewUser::confirmed(DEMO_EMAIL, DEMO_PASSWORD)
+    };
+    match emulator.create_user(demo).await {
+        Ok(_) => {}
+        Err(e) if e.code == "email_exists" => {} // kept from an earlier start
+        Err(e) => return Err(format!("cannot create the demo user: {e}")),
     }
     Ok(emulator)
 }

@@ -284,14 +284,9 @@ async fn main() {
     config.jwt_exp = Duration::from_secs(3600);
     let emu = Emulator::start(config).await.unwrap();
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{}/admin/users", emu.url()))
-        .bearer_auth(emu.service_role_key())
-        .json(&json!({"email": EMAIL, "password": PASSWORD, "email_confirm": true}))
-        .send()
+    emu.create_user(gotrue_emulator::NewUser::confirmed(EMAIL, PASSWORD))
         .await
         .unwrap();
-    assert!(created.status().is_success());
     let b = Bench {
         emu,
         http,

@@ -1,4 +1,5 @@
-//! Helpers for engine tests: an emulator on port 0, engines wired to it, event capture.
+//! Helpers for engine tests: engines wired to the shared emulator environment
+//! ([`tessera_test_support::Env`]), event capture.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -8,32 +9,22 @@ use auth_core::{
     AuthClient, AuthConfig, AuthEvent, AuthStateChange, Clock, ManualClock, MemoryStore,
     SecretStore,
 };
-use gotrue_emulator::{Config, Emulator, EmulatorHandle};
-use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-pub const PASSWORD: &str = "correct-horse-9";
+pub use tessera_test_support::{Env, PASSWORD};
 
-pub struct Env {
-    pub emu: EmulatorHandle,
-    pub http: reqwest::Client,
+/// Engines on the environment's emulator.
+#[allow(async_fn_in_trait)]
+pub trait Engines {
+    /// Engine settings for the emulator, with short time-outs and back-off.
+    fn config(&self) -> AuthConfig;
+    /// An engine with its own memory store and a manual clock, started.
+    async fn device(&self) -> Device;
+    async fn device_with(&self, store: Arc<MemoryStore>, cfg: AuthConfig) -> Device;
 }
 
-impl Env {
-    pub async fn start() -> Self {
-        Self::with(Config::for_tests()).await
-    }
-
-    pub async fn with(config: Config) -> Self {
-        let emu = Emulator::start(config).await.unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Self { emu, http }
-    }
-
-    pub fn config(&self) -> AuthConfig {
+impl Engines for Env {
+    fn config(&self) -> AuthConfig {
         let mut cfg = AuthConfig::new(self.emu.url(), self.emu.anon_key());
         cfg.http_timeout = Duration::from_secs(2);
         cfg.store_timeout = Duration::from_secs(2);
@@ -42,13 +33,12 @@ impl Env {
         cfg
     }
 
-    /// An engine with its own memory store and a manual clock, started.
-    pub async fn device(&self) -> Device {
+    async fn device(&self) -> Device {
         self.device_with(Arc::new(MemoryStore::new()), self.config())
             .await
     }
 
-    pub async fn device_with(&self, store: Arc<MemoryStore>, cfg: AuthConfig) -> Device {
+    async fn device_with(&self, store: Arc<MemoryStore>, cfg: AuthConfig) -> Device {
         let clock = Arc::new(ManualClock::starting_now());
         let client = AuthClient::with_clock(
             cfg,
@@ -64,70 +54,6 @@ impl Env {
             clock,
             events,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.emu.url())
-    }
-
-    pub async fn create_user(&self, email: &str) {
-        let r = self
-            .http
-            .post(self.url("/admin/users"))
-            .bearer_auth(self.emu.service_role_key())
-            .json(&json!({"email": email, "password": PASSWORD, "email_confirm": true}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    }
-
-    pub async fn fault(&self, fault: Value) {
-        let r = self
-            .http
-            .post(self.url("/_emulator/faults"))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-    }
-
-    pub async fn clear_faults(&self) {
-        self.http
-            .delete(self.url("/_emulator/faults"))
-            .send()
-            .await
-            .unwrap();
-    }
-
-    pub async fn server_sessions(&self, user_id: &str) -> Vec<Value> {
-        self.http
-            .get(self.url(&format!("/_emulator/sessions?user_id={user_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub async fn last_mail(&self, to: &str) -> Value {
-        let mails: Vec<Value> = self
-            .http
-            .get(self.url(&format!("/_emulator/mail?to={to}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        mails.last().cloned().expect("a mail")
-    }
-
-    /// Moves the emulator's clock (server-side expiry).
-    pub fn advance_server(&self, secs: i64) {
-        self.emu.clock().advance_ms(secs * 1000);
     }
 }
 

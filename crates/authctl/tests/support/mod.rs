@@ -1,13 +1,12 @@
 //! Helpers shared by the authctl process tests: authctl as a child process, the emulator.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use gotrue_emulator::{Config, Emulator, EmulatorHandle};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub const PASSWORD: &str = "correct-horse-9";
+pub use tessera_test_support::{PASSWORD, create_user, output_with_stdin, unique_id};
 
 pub struct Ctl<'a> {
     pub emu: &'a EmulatorHandle,
@@ -18,7 +17,7 @@ impl<'a> Ctl<'a> {
     pub fn new(emu: &'a EmulatorHandle) -> Self {
         Self {
             emu,
-            profile: format!("test-{}", uuid()),
+            profile: format!("test-{}", unique_id()),
         }
     }
 
@@ -64,52 +63,8 @@ impl<'a> Ctl<'a> {
     }
 }
 
-/// Runs `cmd` to the end, writing `stdin` (if any) to it; stdout and stderr are captured.
-pub fn output_with_stdin(mut cmd: Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-pub fn uuid() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
 pub async fn emulator(config: Config) -> EmulatorHandle {
     Emulator::start(config).await.unwrap()
-}
-
-pub async fn create_user(emu: &EmulatorHandle, email: &str) -> String {
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/admin/users", emu.url()))
-        .bearer_auth(emu.service_role_key())
-        .json(&json!({"email": email, "password": PASSWORD, "email_confirm": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["id"].as_str().unwrap().to_owned()
 }
 
 pub async fn get(emu: &EmulatorHandle, path: &str) -> Value {

@@ -72,16 +72,16 @@ pub async fn list_users(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct AdminUserParams {
-    email: Option<String>,
-    phone: Option<String>,
-    password: Option<String>,
-    email_confirm: Option<bool>,
-    user_metadata: Option<Value>,
-    app_metadata: Option<Value>,
-    role: Option<String>,
-    ban_duration: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) phone: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) email_confirm: Option<bool>,
+    pub(crate) user_metadata: Option<Value>,
+    pub(crate) app_metadata: Option<Value>,
+    pub(crate) role: Option<String>,
+    pub(crate) ban_duration: Option<String>,
 }
 
 fn ban_until(state: &AppState, duration: &str) -> Result<Option<i64>, ApiError> {
@@ -132,6 +132,15 @@ pub async fn create_user(
     _admin: Admin,
     Body(params): Body<AdminUserParams>,
 ) -> Result<Json<Value>, ApiError> {
+    insert_user(&state, params).await.map(Json)
+}
+
+/// `POST /admin/users` without the HTTP: also what [`crate::EmulatorHandle::create_user`]
+/// calls in process. Answers the user's JSON.
+pub(crate) async fn insert_user(
+    state: &AppState,
+    params: AdminUserParams,
+) -> Result<Value, ApiError> {
     if params.phone.as_deref().is_some_and(|p| !p.is_empty()) {
         return Err(ApiError::unprocessable(
             "phone_provider_disabled",
@@ -146,7 +155,7 @@ pub async fn create_user(
             ));
         }
     };
-    let hash = optional_password_hash(&state, params.password.clone()).await?;
+    let hash = optional_password_hash(state, params.password.clone()).await?;
     let conn = state.db.lock();
     if UserRow::find_by_email(&conn, &email)?.is_some() {
         return Err(email_exists());
@@ -157,13 +166,13 @@ pub async fn create_user(
         .clone()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
-    let mut user = new_email_user(&state, &conn, &email, hash, data)?;
-    apply_admin_fields(&state, &mut user, &params)?;
+    let mut user = new_email_user(state, &conn, &email, hash, data)?;
+    apply_admin_fields(state, &mut user, &params)?;
     user.save(&conn)?;
     if params.email_confirm == Some(true) {
         confirm_email(&conn, &mut user, now)?;
     }
-    Ok(Json(models::user_json(&conn, &user)?))
+    Ok(models::user_json(&conn, &user)?)
 }
 
 pub async fn get_user(

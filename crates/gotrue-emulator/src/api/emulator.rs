@@ -17,7 +17,7 @@ use crate::config::OAUTH_PROVIDERS;
 use crate::db::{FlowStateRow, MailRow, OAuthGrantRow, SessionRow};
 use crate::error::ApiError;
 use crate::faults::Fault;
-use crate::jwt;
+use crate::tokens;
 
 pub async fn mail(
     State(state): State<AppState>,
@@ -239,7 +239,7 @@ pub async fn provider_submit(
         )
     } else {
         let email = validate_email(form.get("email").map(String::as_str).unwrap_or_default())?;
-        let code = jwt::random_token(24);
+        let code = tokens::random_token(24);
         let conn = app.db.lock();
         OAuthGrantRow {
             code: code.clone(),

@@ -14,9 +14,9 @@ use super::{AppState, Client, new_flow_state, pkce_params, requested_redirect, s
 use crate::config::OAUTH_PROVIDERS;
 use crate::db::{FlowStateRow, IdentityRow, OAuthGrantRow, UserRow};
 use crate::error::ApiError;
-use crate::jwt::{self, PkceMethod};
 use crate::models::merge_metadata;
 use crate::redirect;
+use crate::tokens::{self, PkceMethod};
 
 fn found(location: &str) -> Response {
     let mut response = StatusCode::FOUND.into_response();
@@ -160,7 +160,7 @@ fn finish(
     let now = state.now();
     let provider = grant.provider.as_str();
     // A stable provider-side user id for this address.
-    let provider_id = jwt::token_hash(provider, &grant.email)[..20].to_owned();
+    let provider_id = tokens::token_hash(provider, &grant.email)[..20].to_owned();
     let identity_data = json!({
         "email": grant.email,
         "email_verified": true,
@@ -233,7 +233,7 @@ fn finish(
     if user.is_banned(now) {
         return Err(ApiError::forbidden("user_banned", "User is banned"));
     }
-    let provider_token = format!("emu_{}", jwt::random_token(24));
+    let provider_token = format!("emu_{}", tokens::random_token(24));
     let target = flow
         .redirect_to
         .clone()

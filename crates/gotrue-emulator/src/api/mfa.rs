@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 use totp_rs::{Algorithm, TOTP};
 
 use super::{AppState, AuthUser, Body, Client, session_json};
-use crate::db::{Amr, ChallengeRow, FactorRow, RefreshTokenRow, SessionRow, UserRow};
+use crate::db::{ChallengeRow, FactorRow, RefreshTokenRow, SessionRow, UserRow};
 use crate::error::ApiError;
+use crate::models::Amr;
 
 const MAX_FACTORS: usize = 10;
 

@@ -16,9 +16,9 @@ use super::{
 };
 use crate::db::UserRow;
 use crate::error::ApiError;
-use crate::jwt::PkceMethod;
 use crate::mail::{self, MailKind};
 use crate::redirect;
+use crate::tokens::PkceMethod;
 
 #[derive(Debug, Deserialize)]
 pub struct OtpParams {

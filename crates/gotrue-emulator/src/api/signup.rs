@@ -173,7 +173,7 @@ fn with_email(
     email: &str,
     hash: String,
     data: Value,
-    pkce: Option<(String, crate::jwt::PkceMethod)>,
+    pkce: Option<(String, crate::tokens::PkceMethod)>,
     redirect_to: &str,
 ) -> Result<Value, ApiError> {
     let conn = state.db.lock();

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{AppState, Body, Client, hash_password, password_matches, session_json, start_session};
 use crate::db::{FlowStateRow, RefreshTokenRow, SessionRow, UserRow};
 use crate::error::ApiError;
-use crate::jwt::{self, PkceMethod};
+use crate::tokens::{self, PkceMethod};
 
 #[derive(Debug, Deserialize)]
 pub struct TokenParams {
@@ -118,7 +118,7 @@ fn refresh_grant(
     params: TokenParams,
 ) -> Result<Value, ApiError> {
     let presented = params.refresh_token.unwrap_or_default();
-    if !jwt::refresh_token_format_ok(&presented) {
+    if !tokens::refresh_token_format_ok(&presented) {
         return Err(ApiError::validation("Refresh token is not valid"));
     }
     let mut conn = state.db.lock();

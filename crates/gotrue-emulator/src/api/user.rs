@@ -14,9 +14,9 @@ use super::{
 };
 use crate::db::{FactorRow, IdentityRow, OneTimeTokenRow, SessionRow, UserRow};
 use crate::error::ApiError;
-use crate::jwt;
 use crate::mail::{self, MailKind};
 use crate::models::{self, merge_metadata};
+use crate::tokens;
 
 /// Deletes the caller's session (`local`), all of the user's sessions (`global`, the
 /// default) or all but the caller's (`others`). Refresh tokens go with their sessions.
@@ -156,7 +156,7 @@ pub async fn update_user(
 
     if let Some(nonce) = params.nonce.as_deref().filter(|n| !n.is_empty()) {
         let address = user.email.clone().unwrap_or_default();
-        let hash = jwt::token_hash(&address, nonce);
+        let hash = tokens::token_hash(&address, nonce);
         match OneTimeTokenRow::find_by_hash(&tx, &hash, &["reauthentication"])? {
             Some(t) if t.user_id == user.id => OneTimeTokenRow::delete(&tx, &t.id)?,
             _ => {

@@ -17,8 +17,8 @@ use super::user::set_email;
 use super::{AppState, Body, Client, session_json, start_session};
 use crate::db::{FlowStateRow, OneTimeTokenRow, UserRow};
 use crate::error::ApiError;
-use crate::jwt;
 use crate::redirect;
+use crate::tokens;
 
 #[derive(Debug, Deserialize)]
 pub struct VerifyParams {
@@ -145,7 +145,10 @@ pub async fn verify_post(
                         "Only an email address or phone number should be provided on verify",
                     )
                 })?;
-            (jwt::token_hash(&email.trim().to_lowercase(), code), false)
+            (
+                tokens::token_hash(&email.trim().to_lowercase(), code),
+                false,
+            )
         }
     };
     let mut conn = state.db.lock();

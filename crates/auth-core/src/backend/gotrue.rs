@@ -1,4 +1,4 @@
-//! A typed HTTP client for the GoTrue API (Supabase Auth).
+//! The GoTrue HTTP API (Supabase Auth).
 //!
 //! It sends `apikey` and `X-Supabase-Api-Version: 2024-01-01`, reads both error body shapes
 //! (and OAuth-style ones), and treats refresh tokens as opaque strings. It holds no state:
@@ -8,146 +8,16 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::backend::{AuthBackend, BackendKind};
+use super::{
+    AuthBackend, BackendKind, MfaEnrollment, SessionRow, SignOutScope, SignUpResponse,
+    TokenResponse, UserUpdate,
+};
 use crate::error::AuthError;
+use crate::http::{http_client, urlencode};
 use crate::secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
-
-/// The scopes of a sign-out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SignOutScope {
-    /// This session only.
-    Local,
-    /// Every session of the user (GoTrue's default).
-    #[default]
-    Global,
-    /// Every session of the user but this one.
-    Others,
-}
-
-impl SignOutScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Global => "global",
-            Self::Others => "others",
-        }
-    }
-}
-
-impl std::str::FromStr for SignOutScope {
-    type Err = AuthError;
-    fn from_str(s: &str) -> Result<Self, AuthError> {
-        match s {
-            "local" => Ok(Self::Local),
-            "global" => Ok(Self::Global),
-            "others" => Ok(Self::Others),
-            other => Err(AuthError::InvalidInput(format!(
-                "unknown sign-out scope {other:?} (use local, global or others)"
-            ))),
-        }
-    }
-}
-
-/// An MFA factor of the user.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all(serialize = "camelCase"))]
-pub struct Factor {
-    pub id: String,
-    #[serde(default)]
-    pub friendly_name: String,
-    pub factor_type: String,
-    pub status: String,
-}
-
-/// The user as the server describes it (not secret).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all(serialize = "camelCase"))]
-pub struct User {
-    pub id: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub phone: String,
-    #[serde(default)]
-    pub is_anonymous: bool,
-    #[serde(default)]
-    pub app_metadata: Value,
-    #[serde(default)]
-    pub user_metadata: Value,
-    #[serde(default)]
-    pub factors: Vec<Factor>,
-    #[serde(default)]
-    pub email_confirmed_at: Option<String>,
-    #[serde(default)]
-    pub new_email: Option<String>,
-    #[serde(default)]
-    pub last_sign_in_at: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<String>,
-}
-
-/// A token-issuing answer ("Session JSON").
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: AccessToken,
-    pub expires_in: i64,
-    #[serde(default)]
-    pub expires_at: Option<i64>,
-    pub refresh_token: RefreshToken,
-    /// The user, kept as the server sent it (it is what the store keeps).
-    pub user: Value,
-}
-
-/// A row of `tessera_list_sessions()` as PostgREST returns it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SessionRow {
-    pub id: String,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    /// `timestamp without time zone` (UTC, as GoTrue writes it).
-    pub refreshed_at: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub aal: Option<String>,
-    #[serde(default)]
-    pub is_current: bool,
-}
-
-/// What `POST /signup` answered.
-#[derive(Debug)]
-pub enum SignUpResponse {
-    /// Confirmed at once (autoconfirm): signed in.
-    Session(Box<TokenResponse>),
-    /// A confirmation mail was sent (or the address exists; GoTrue does not say which).
-    ConfirmationSent(Box<User>),
-}
-
-/// A TOTP enrolment: what an authenticator app needs.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MfaEnrollment {
-    pub factor_id: String,
-    pub friendly_name: String,
-    /// The shared secret (base32), shown once so the user can type it into an app.
-    pub secret: String,
-    /// `otpauth://totp/…`
-    pub uri: String,
-    /// The URI as an SVG QR code.
-    pub qr_code_svg: String,
-}
-
-/// Changes to the user (`PUT /user`).
-#[derive(Debug, Default, Clone)]
-pub struct UserUpdate {
-    pub email: Option<String>,
-    pub password: Option<Password>,
-    pub data: Option<Value>,
-}
 
 /// The GoTrue HTTP API.
 #[derive(Debug, Clone)]
@@ -644,32 +514,6 @@ impl AuthBackend for GoTrueApi {
         )
         .await
     }
-}
-
-/// An HTTP client for one http(s) endpoint: time-outs, no redirects, our `User-Agent`.
-pub(crate) fn http_client(
-    url: &str,
-    what: &str,
-    timeout: Duration,
-    user_agent: &str,
-) -> Result<reqwest::Client, AuthError> {
-    let parsed = Url::parse(url).map_err(|e| AuthError::Config(format!("{what} {url:?}: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(AuthError::Config(format!(
-            "{what} {url:?} must be http or https"
-        )));
-    }
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(user_agent)
-        .build()
-        .map_err(|e| AuthError::Config(e.to_string()))
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Reads GoTrue's error bodies: `{code, message}` (2024-01-01), `{code, error_code, msg}`

@@ -23,8 +23,7 @@ use base64::Engine;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::api::{SignOutScope, SignUpResponse, TokenResponse};
-use crate::backend::{AuthBackend, BackendKind};
+use super::{AuthBackend, BackendKind, SignOutScope, SignUpResponse, TokenResponse};
 use crate::error::AuthError;
 use crate::secret::{AccessToken, Password, RefreshToken};
 
@@ -40,7 +39,7 @@ pub struct SuperTokensApi {
 
 impl SuperTokensApi {
     pub fn new(url: &str, timeout: Duration, user_agent: &str) -> Result<Self, AuthError> {
-        let http = crate::api::http_client(url, "SuperTokens API URL", timeout, user_agent)?;
+        let http = crate::http::http_client(url, "SuperTokens API URL", timeout, user_agent)?;
         Ok(Self {
             http,
             base: url.trim_end_matches('/').to_owned(),

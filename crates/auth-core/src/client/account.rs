@@ -1,0 +1,127 @@
+//! The signed-in user: profile, MFA factors, and "Your devices".
+
+use super::*;
+
+impl AuthClient {
+    // --------------------------------------------------------------------------- user, MFA
+
+    /// The user, fresh from the server.
+    pub async fn user(&self) -> Result<User, AuthError> {
+        let token = self.access_token().await?;
+        let raw = match self.inner.api.get_user(&token).await {
+            Ok(raw) => raw,
+            Err(e) if e.ends_session() => {
+                self.end_session(SignOutReason::Revoked, None).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        self.update_user_locally(raw.clone(), false).await?;
+        serde_json::from_value(raw).map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))
+    }
+
+    pub async fn update_user(&self, update: UserUpdate) -> Result<User, AuthError> {
+        let token = self.access_token().await?;
+        let raw = self.inner.api.update_user(&token, &update).await;
+        let raw = self.report(raw)?;
+        self.update_user_locally(raw.clone(), true).await?;
+        serde_json::from_value(raw).map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))
+    }
+
+    pub async fn mfa_enroll(
+        &self,
+        friendly_name: Option<&str>,
+    ) -> Result<MfaEnrollment, AuthError> {
+        let token = self.access_token().await?;
+        let r = self.inner.api.mfa_enroll(&token, friendly_name).await;
+        self.report(r)
+    }
+
+    /// Challenges and verifies a TOTP factor; the session becomes `aal2`.
+    pub async fn mfa_verify(
+        &self,
+        factor_id: &str,
+        code: &OneTimeCode,
+    ) -> Result<SessionView, AuthError> {
+        let token = self.access_token().await?;
+        let challenge = self.inner.api.mfa_challenge(&token, factor_id).await;
+        let challenge = self.report(challenge)?;
+        let resp = self
+            .inner
+            .api
+            .mfa_verify(&token, factor_id, &challenge, code)
+            .await;
+        let resp = self.report(resp)?;
+        self.sign_in_with(resp, AuthEvent::MfaChallengeVerified)
+            .await
+    }
+
+    pub async fn mfa_unenroll(&self, factor_id: &str) -> Result<(), AuthError> {
+        let token = self.access_token().await?;
+        let r = self.inner.api.mfa_unenroll(&token, factor_id).await;
+        self.report(r)?;
+        self.user().await.map(|_| ())
+    }
+
+    // --------------------------------------------------------------------------- devices
+
+    /// The user's sessions ("Your devices"), most recently active first, through the SQL
+    /// functions of `supabase/migrations/*_tessera_your_devices.sql`.
+    pub async fn list_sessions(&self) -> Result<Vec<crate::model::DeviceSession>, AuthError> {
+        let token = self.access_token().await?;
+        let rows = self.inner.api.list_sessions(&token).await?;
+        let current = self.current().map(|s| s.session_id).unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                // `refreshed_at` has no zone (GoTrue writes UTC); say so for the UI.
+                let refreshed = r.refreshed_at.map(|t| {
+                    if t.ends_with('Z') || t.contains('+') {
+                        t
+                    } else {
+                        format!("{t}Z")
+                    }
+                });
+                let created_at = r.created_at.unwrap_or_default();
+                let last_active_at = refreshed
+                    .or(r.updated_at)
+                    .unwrap_or_else(|| created_at.clone());
+                crate::model::DeviceSession {
+                    is_current: r.is_current || (!current.is_empty() && r.id == current),
+                    id: r.id,
+                    created_at,
+                    last_active_at,
+                    user_agent: r.user_agent,
+                    ip: r.ip,
+                    aal: r.aal,
+                }
+            })
+            .collect())
+    }
+
+    /// Signs one session out from "Your devices". This device's own session is a local
+    /// sign-out (immediate, even offline); another device's is deleted on the server, and
+    /// that device learns it at its next refresh or validation (`SIGNED_OUT`, `revoked`).
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+    ) -> Result<crate::model::RevokeOutcome, AuthError> {
+        let id = uuid::Uuid::parse_str(session_id)
+            .map_err(|_| AuthError::InvalidInput(format!("{session_id:?} is not a session id")))?
+            .to_string();
+        if self.current().is_some_and(|s| s.session_id == id) {
+            let sign_out = self.sign_out(SignOutScope::Local).await?;
+            return Ok(crate::model::RevokeOutcome::ThisDevice { sign_out });
+        }
+        let token = self.access_token().await?;
+        if self.inner.api.revoke_session(&token, &id).await? {
+            Ok(crate::model::RevokeOutcome::OtherDevice)
+        } else {
+            Err(AuthError::Api {
+                status: 404,
+                code: "device_not_found".into(),
+                message: "no such session among yours (it may have ended already)".into(),
+            })
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Sign-in: password, sign-up, email code and magic link, OAuth with PKCE, anonymous;
+//! the flows this device started and the deep links that finish them.
+
+use super::*;
+
+/// How long a started PKCE flow may take to come back.
+const FLOW_TTL_SECS: i64 = 15 * 60;
+/// Flows kept at most (oldest dropped), as supabase-js does.
+const MAX_FLOWS: usize = 5;
+
+impl AuthClient {
+    // --------------------------------------------------------------------------- sign-in
+
+    pub(super) async fn sign_in_with(
+        &self,
+        resp: TokenResponse,
+        event: AuthEvent,
+    ) -> Result<SessionView, AuthError> {
+        let session =
+            Session::from_response(resp, self.inner.clock.now(), self.inner.cfg.refresh_margin)?;
+        self.commit_new_session(session, event).await
+    }
+
+    pub(super) fn report<T>(&self, result: Result<T, AuthError>) -> Result<T, AuthError> {
+        if let Err(e) = &result {
+            self.emit_error(e);
+        }
+        result
+    }
+
+    pub(super) fn check_email(email: &str) -> Result<String, AuthError> {
+        let email = email.trim();
+        if email.is_empty() || !email.contains('@') {
+            return Err(AuthError::InvalidInput("enter an email address".into()));
+        }
+        Ok(email.to_owned())
+    }
+
+    pub async fn sign_in_with_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<SessionView, AuthError> {
+        let email = Self::check_email(email)?;
+        let resp = self.inner.api.sign_in_with_password(&email, password).await;
+        let resp = self.report(resp)?;
+        self.sign_in_with(resp, AuthEvent::SignedIn).await
+    }
+
+    pub async fn sign_in_anonymously(&self) -> Result<SessionView, AuthError> {
+        let resp = self.inner.api.sign_in_anonymously(None).await;
+        let resp = self.report(resp)?;
+        self.sign_in_with(resp, AuthEvent::SignedIn).await
+    }
+
+    /// Signs up; when the server wants the address confirmed first, the mailed link comes
+    /// back to the app as a PKCE callback.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<SignUpOutcome, AuthError> {
+        let email = Self::check_email(email)?;
+        let (flow, challenge) = self.start_flow(FlowKind::SignUp).await?;
+        let redirect = self.callback_url(&flow.id);
+        let resp = self
+            .inner
+            .api
+            .sign_up(&email, password, None, Some(&challenge), Some(&redirect))
+            .await;
+        match self.report(resp) {
+            Ok(SignUpResponse::Session(resp)) => {
+                self.forget_flow(&flow.id).await;
+                let session = self.sign_in_with(*resp, AuthEvent::SignedIn).await?;
+                Ok(SignUpOutcome::SignedIn { session })
+            }
+            Ok(SignUpResponse::ConfirmationSent(user)) => {
+                Ok(SignUpOutcome::ConfirmationSent { email: user.email })
+            }
+            Err(e) => {
+                self.forget_flow(&flow.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends a magic link (which comes back as a PKCE callback) and a 6-digit code.
+    pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
+        let email = Self::check_email(email)?;
+        let (flow, challenge) = self.start_flow(FlowKind::MagicLink).await?;
+        let redirect = self.callback_url(&flow.id);
+        let result = self
+            .inner
+            .api
+            .send_otp(&email, true, Some(&challenge), Some(&redirect))
+            .await;
+        if result.is_err() {
+            self.forget_flow(&flow.id).await;
+        }
+        self.report(result)
+    }
+
+    /// Verifies an emailed code (`kind`: `email`, `signup`, `magiclink`, `recovery`, …).
+    pub async fn verify_otp(
+        &self,
+        email: &str,
+        code: &OneTimeCode,
+        kind: &str,
+    ) -> Result<SessionView, AuthError> {
+        let email = Self::check_email(email)?;
+        if code.is_empty() {
+            return Err(AuthError::InvalidInput(
+                "enter the code from the email".into(),
+            ));
+        }
+        let resp = self.inner.api.verify_otp(&email, code, kind).await;
+        let resp = self.report(resp)?;
+        let event = if kind == "recovery" {
+            AuthEvent::PasswordRecovery
+        } else {
+            AuthEvent::SignedIn
+        };
+        self.sign_in_with(resp, event).await
+    }
+
+    /// Sends a password-recovery link (a PKCE callback) and code.
+    pub async fn reset_password_for_email(&self, email: &str) -> Result<(), AuthError> {
+        let email = Self::check_email(email)?;
+        let (flow, challenge) = self.start_flow(FlowKind::Recovery).await?;
+        let redirect = self.callback_url(&flow.id);
+        let result = self
+            .inner
+            .api
+            .recover(&email, Some(&challenge), Some(&redirect))
+            .await;
+        self.report(result)
+    }
+
+    /// The URL to open in the system browser for an OAuth sign-in (PKCE). The result comes
+    /// back through [`AuthClient::handle_callback`].
+    pub async fn sign_in_with_oauth(
+        &self,
+        provider: &str,
+        scopes: Option<&str>,
+    ) -> Result<String, AuthError> {
+        if provider.is_empty()
+            || !provider
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(AuthError::InvalidInput(format!(
+                "unknown provider {provider:?}"
+            )));
+        }
+        let (flow, challenge) = self.start_flow(FlowKind::OAuth).await?;
+        self.inner
+            .api
+            .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
+    }
+
+    pub(super) fn callback_url(&self, flow_id: &str) -> String {
+        format!(
+            "{}/callback?flow={flow_id}",
+            self.inner.cfg.callback_base.trim_end_matches('/')
+        )
+    }
+
+    pub(super) async fn load_flows(&self) -> Vec<PendingFlow> {
+        let key = self.inner.cfg.key("flows");
+        match persist::load::<Vec<PendingFlow>>(&self.inner.store, &key).await {
+            Ok(flows) => flows.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(code = e.code(), "pending flows unreadable; starting afresh");
+                let _ = self.inner.store.delete(&key).await;
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) async fn start_flow(
+        &self,
+        kind: FlowKind,
+    ) -> Result<(PendingFlow, String), AuthError> {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill(&mut bytes);
+        let verifier = URL_SAFE_NO_PAD.encode(bytes);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let mut id = [0u8; 12];
+        rand::rng().fill(&mut id);
+        let flow = PendingFlow {
+            id: URL_SAFE_NO_PAD.encode(id),
+            kind,
+            verifier: CodeVerifier::new(verifier),
+            created_at: unix_secs(self.inner.clock.now()),
+        };
+        let now = unix_secs(self.inner.clock.now());
+        let mut flows = self.load_flows().await;
+        flows.retain(|f| now - f.created_at < FLOW_TTL_SECS);
+        flows.push(flow.clone());
+        while flows.len() > MAX_FLOWS {
+            flows.remove(0);
+        }
+        persist::save(&self.inner.store, &self.inner.cfg.key("flows"), &flows).await?;
+        Ok((flow, challenge))
+    }
+
+    /// Takes the flow out of the store (single use).
+    pub(super) async fn take_flow(&self, id: &str) -> Option<PendingFlow> {
+        let mut flows = self.load_flows().await;
+        let index = flows.iter().position(|f| f.id == id)?;
+        let flow = flows.remove(index);
+        if let Err(e) = persist::save(&self.inner.store, &self.inner.cfg.key("flows"), &flows).await
+        {
+            tracing::warn!(code = e.code(), "could not remove a used flow");
+        }
+        let now = unix_secs(self.inner.clock.now());
+        (now - flow.created_at < FLOW_TTL_SECS).then_some(flow)
+    }
+
+    pub(super) async fn forget_flow(&self, id: &str) {
+        let _ = self.take_flow(id).await;
+    }
+
+    /// Finishes a sign-in (or lands a sign-out) from a deep link or redirect. Anything not
+    /// started by this engine, malformed or already used is refused with an `AUTH_ERROR`
+    /// event and changes nothing.
+    pub async fn handle_callback(&self, url: &str) -> Result<Option<SessionView>, AuthError> {
+        let result = self.handle_callback_inner(url).await;
+        self.report(result)
+    }
+
+    pub(super) async fn handle_callback_inner(
+        &self,
+        url: &str,
+    ) -> Result<Option<SessionView>, AuthError> {
+        match callback::parse(url, &self.inner.cfg.callback_base)? {
+            Callback::Code { flow, code } => {
+                if !lock(&self.inner.used_links).insert(format!("code:{code}")) {
+                    return Err(AuthError::InvalidCallback(
+                        "this link was already used".into(),
+                    ));
+                }
+                let pending = self
+                    .take_flow(&flow)
+                    .await
+                    .filter(|f| f.kind != FlowKind::SignOut)
+                    .ok_or_else(|| {
+                        AuthError::InvalidCallback(
+                            "no sign-in of this app is waiting for this link".into(),
+                        )
+                    })?;
+                let resp = self
+                    .inner
+                    .api
+                    .exchange_code(&code, &pending.verifier)
+                    .await?;
+                let event = if pending.kind == FlowKind::Recovery {
+                    AuthEvent::PasswordRecovery
+                } else {
+                    AuthEvent::SignedIn
+                };
+                self.sign_in_with(resp, event).await.map(Some)
+            }
+            Callback::Error {
+                flow,
+                code,
+                description,
+            } => {
+                if let Some(flow) = flow {
+                    self.forget_flow(&flow).await;
+                }
+                Err(AuthError::Api {
+                    status: 400,
+                    code,
+                    message: description,
+                })
+            }
+            Callback::TokenHash { token_hash, kind } => {
+                if !lock(&self.inner.used_links)
+                    .insert(format!("hash:{}", token_hash.expose_secret()))
+                {
+                    return Err(AuthError::InvalidCallback(
+                        "this link was already used".into(),
+                    ));
+                }
+                let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
+                let event = if kind == "recovery" {
+                    AuthEvent::PasswordRecovery
+                } else {
+                    AuthEvent::SignedIn
+                };
+                self.sign_in_with(resp, event).await.map(Some)
+            }
+            Callback::SignedOut { state } => {
+                self.take_flow(&state)
+                    .await
+                    .filter(|f| f.kind == FlowKind::SignOut)
+                    .ok_or_else(|| {
+                        AuthError::InvalidCallback(
+                            "no sign-out of this app is waiting for this link".into(),
+                        )
+                    })?;
+                if self.current().is_some() {
+                    self.sign_out(SignOutScope::Local).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Starts a sign-out that finishes at an external page (e.g. an identity provider's
+    /// logout), which sends the browser back to `…/signed-out?state=…`. Returns that URL.
+    pub async fn begin_external_sign_out(&self) -> Result<String, AuthError> {
+        let (mut flow, _) = self.start_flow(FlowKind::SignOut).await?;
+        flow.verifier = CodeVerifier::new(String::new());
+        Ok(format!(
+            "{}/signed-out?state={}",
+            self.inner.cfg.callback_base.trim_end_matches('/'),
+            flow.id
+        ))
+    }
+}

@@ -1,0 +1,352 @@
+//! Sign-out with the three scopes, and the durable outbox of revocations still owed to
+//! the server (delivered with back-off, merged by id across processes).
+
+use super::*;
+
+impl AuthClient {
+    // --------------------------------------------------------------------------- sign-out
+
+    pub(super) fn outbox_entry(&self, session: &Session, scope: SignOutScope) -> OutboxEntry {
+        let now = self.inner.clock.now();
+        OutboxEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            scope,
+            access_token: session.access_token.clone(),
+            refresh_token: session.refresh_token.clone(),
+            access_expires_at: unix_secs(session.expires_at()),
+            session_id: session.session_id.clone(),
+            user_email: session.user.email.clone(),
+            created_at: unix_secs(now),
+            attempts: 0,
+            next_attempt_at: unix_ms(now),
+            last_error: None,
+            // `others` keeps this session: the backend has nothing to end.
+            hook_pending: self.inner.hook.is_some() && scope != SignOutScope::Others,
+        }
+    }
+
+    pub(super) async fn load_outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let key = self.inner.cfg.key("outbox");
+        match persist::load::<Vec<OutboxEntry>>(&self.inner.store, &key).await {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(StoreError::Corrupt(why)) => {
+                tracing::warn!("the revocation outbox was unreadable ({why}); removed");
+                self.inner.store.delete(&key).await?;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a read-modify-write of the outbox under the in-process gate and, when
+    /// configured, the cross-process outbox lock (never across an HTTP call).
+    pub(super) async fn edit_outbox(
+        &self,
+        edit: impl FnOnce(&mut Vec<OutboxEntry>),
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let _gate = self.inner.outbox_gate.lock().await;
+        let _process = match &self.inner.outbox_lock {
+            Some(l) => Some(l.acquire(self.inner.cfg.store_timeout).await.map_err(
+                |e| match e {
+                    AuthError::Storage(s) => s,
+                    other => StoreError::Failed(other.to_string()),
+                },
+            )?),
+            None => None,
+        };
+        let mut entries = self.load_outbox().await?;
+        edit(&mut entries);
+        self.save_outbox(&entries).await?;
+        Ok(entries)
+    }
+
+    pub(super) async fn push_outbox(&self, entry: OutboxEntry) -> Result<(), StoreError> {
+        self.edit_outbox(|entries| entries.push(entry)).await?;
+        self.inner.reschedule();
+        Ok(())
+    }
+
+    /// Signs out. `local` and `global` remove the local session at once — offline too — and
+    /// emit `SIGNED_OUT`; the server revocation is tried at once and otherwise queued in the
+    /// outbox and retried until the server confirms. `others` keeps the local session and
+    /// needs the server: if it cannot be reached, the revocation is queued and the error
+    /// returned.
+    pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutOutcome, AuthError> {
+        match scope {
+            SignOutScope::Local | SignOutScope::Global => {
+                // The revocation is made durable before the session is removed: a crash in
+                // between leaves a queued revocation for a still-stored session, which the
+                // next start finishes; the other order could lose the revocation silently.
+                let (entry, queued) = loop {
+                    let epoch = self.inner.epoch.load(Ordering::SeqCst);
+                    let Some(session) = self.current() else {
+                        return Ok(SignOutOutcome {
+                            scope,
+                            local_done: true,
+                            server_confirmed: true,
+                            queued: false,
+                            hook_error: None,
+                        });
+                    };
+                    let mut entry = self.outbox_entry(&session, scope);
+                    // This call delivers it right below; the background task only takes
+                    // over if that fails (or the process dies first).
+                    entry.next_attempt_at =
+                        unix_ms(self.inner.clock.now() + self.inner.cfg.retry_initial);
+                    let queued = match self.push_outbox(entry.clone()).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(code = e.code(), "could not queue the revocation");
+                            self.emit_error(&AuthError::Storage(e));
+                            false
+                        }
+                    };
+                    crate::crash::point("sign_out:after_queue");
+                    if self
+                        .end_session(SignOutReason::User, Some(epoch))
+                        .await
+                        .is_some()
+                    {
+                        break (entry, queued);
+                    }
+                    // Refreshed or replaced meanwhile: queue the current tokens instead.
+                    if queued {
+                        let _ = self.remove_outbox_entry(&entry.id).await;
+                    }
+                };
+                crate::crash::point("sign_out:after_local_remove");
+                let delivered = self.deliver(entry.clone()).await;
+                crate::crash::point("sign_out:after_server");
+                let mut hook_error = None;
+                match &delivered {
+                    Ok(_) if queued => {
+                        let _ = self.remove_outbox_entry(&entry.id).await;
+                    }
+                    Ok(_) => {}
+                    Err((updated, e)) => {
+                        if matches!(e, AuthError::LogoutHook { .. }) {
+                            tracing::warn!(code = e.code(), "the logout hook failed; will retry");
+                            hook_error = Some(ErrorView::from(e));
+                        }
+                        if queued {
+                            let failed = self.failed_entry(updated.clone(), e);
+                            let _ = self
+                                .edit_outbox(|entries| {
+                                    if let Some(slot) =
+                                        entries.iter_mut().find(|x| x.id == failed.id)
+                                    {
+                                        *slot = failed;
+                                    }
+                                })
+                                .await;
+                        }
+                    }
+                }
+                let confirmed = delivered.is_ok();
+                Ok(SignOutOutcome {
+                    scope,
+                    local_done: true,
+                    server_confirmed: confirmed,
+                    queued: queued && !confirmed,
+                    hook_error,
+                })
+            }
+            SignOutScope::Others => {
+                let session = self.current().ok_or(AuthError::NotSignedIn)?;
+                let token = self.access_token().await?;
+                match self.inner.api.logout(&token, SignOutScope::Others).await {
+                    Ok(()) => Ok(SignOutOutcome {
+                        scope,
+                        local_done: false,
+                        server_confirmed: true,
+                        queued: false,
+                        hook_error: None,
+                    }),
+                    Err(e) if e.ends_session() => {
+                        self.end_session(SignOutReason::Revoked, None).await;
+                        Err(e)
+                    }
+                    Err(e) => {
+                        let mut entry = self.outbox_entry(&session, SignOutScope::Others);
+                        entry.access_token = AccessToken::new(String::new());
+                        entry.refresh_token = RefreshToken::new(String::new());
+                        entry.last_error = Some(e.code().to_owned());
+                        if let Err(store_err) = self.push_outbox(entry).await {
+                            tracing::warn!(
+                                code = store_err.code(),
+                                "could not queue the revocation"
+                            );
+                        }
+                        self.emit_error(&e);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn remove_outbox_entry(&self, id: &str) -> Result<(), StoreError> {
+        self.edit_outbox(|entries| entries.retain(|e| e.id != id))
+            .await
+            .map(|_| ())
+    }
+
+    pub(super) async fn save_outbox(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let key = self.inner.cfg.key("outbox");
+        if entries.is_empty() {
+            self.inner.store.delete(&key).await
+        } else {
+            persist::save(&self.inner.store, &key, &entries).await
+        }
+    }
+
+    /// Sends one revocation. `Ok` when the server confirmed or said the session is gone.
+    pub(super) async fn deliver(
+        &self,
+        mut entry: OutboxEntry,
+    ) -> Result<OutboxEntry, (OutboxEntry, AuthError)> {
+        let api = &self.inner.api;
+        let token = if entry.scope == SignOutScope::Others {
+            // Revoking the others needs this device's live session; without one there is
+            // nothing left to protect (a later local/global sign-out superseded it).
+            match self.current() {
+                None => return Ok(entry),
+                Some(s) if s.session_id != entry.session_id => return Ok(entry),
+                Some(_) => match self.access_token().await {
+                    Ok(t) => t,
+                    Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => {
+                        return Ok(entry);
+                    }
+                    Err(e) => return Err((entry, e)),
+                },
+            }
+        } else {
+            let now = unix_secs(self.inner.clock.now());
+            if now + 30 >= entry.access_expires_at {
+                // The access token expired meanwhile: refresh first, then revoke.
+                match self.refresh_entry(&mut entry).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(entry),
+                    Err(e) => return Err((entry, e)),
+                }
+            }
+            entry.access_token.clone()
+        };
+        // The app backend first: after the revocation it could no longer check the token.
+        if entry.hook_pending
+            && let Some(hook) = &self.inner.hook
+        {
+            match hook.call(&token).await {
+                Ok(()) => entry.hook_pending = false,
+                Err(e) if !e.is_retryable() => {
+                    // UNAUTHORIZED: the backend holds nothing for this token any more.
+                    tracing::info!(code = e.code(), "the logout hook says the token is done");
+                    entry.hook_pending = false;
+                }
+                Err(e) => return Err((entry, e)),
+            }
+        }
+        let mut result = api.logout(&token, entry.scope).await;
+        // The backend judged the access token expired (clocks differ): refresh, retry once.
+        if let Err(e) = &result
+            && e.code() == "try_refresh_token"
+            && entry.scope != SignOutScope::Others
+        {
+            result = match self.refresh_entry(&mut entry).await {
+                Ok(true) => api.logout(&entry.access_token.clone(), entry.scope).await,
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        match result {
+            Ok(()) => Ok(entry),
+            Err(e) if e.session_already_gone() => Ok(entry),
+            Err(e) => Err((entry, e)),
+        }
+    }
+
+    /// Refreshes a queued revocation's tokens. `Ok(false)`: the server says the session is
+    /// already gone, so there is nothing left to revoke.
+    pub(super) async fn refresh_entry(&self, entry: &mut OutboxEntry) -> Result<bool, AuthError> {
+        match self.inner.api.refresh(&entry.refresh_token.clone()).await {
+            Ok(resp) => {
+                entry.access_token = resp.access_token;
+                entry.refresh_token = resp.refresh_token;
+                entry.access_expires_at = unix_secs(self.inner.clock.now()) + resp.expires_in;
+                Ok(true)
+            }
+            Err(e) if e.ends_session() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A failed delivery: count it, note the error, back off (exponential, with jitter).
+    pub(super) fn failed_entry(&self, mut entry: OutboxEntry, e: &AuthError) -> OutboxEntry {
+        entry.attempts = entry.attempts.saturating_add(1);
+        entry.last_error = Some(e.code().to_owned());
+        entry.next_attempt_at =
+            unix_ms(self.inner.clock.now() + self.inner.cfg.backoff(entry.attempts));
+        entry
+    }
+
+    /// Sends every due revocation; returns how many are still pending.
+    pub async fn flush_outbox(&self) -> Result<usize, AuthError> {
+        self.drain_outbox(true).await
+    }
+
+    /// Delivers the due revocations. Entries are read, delivered without holding any lock,
+    /// and the results merged back by id, so a concurrent process (or a revocation queued
+    /// meanwhile) is never overwritten; delivering one twice is harmless (the server then
+    /// says the session is gone, which counts as done).
+    pub(super) async fn drain_outbox(&self, all: bool) -> Result<usize, AuthError> {
+        let now = unix_ms(self.inner.clock.now());
+        let (due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) = self
+            .load_outbox()
+            .await?
+            .into_iter()
+            .partition(|e| all || e.next_attempt_at <= now);
+        if due.is_empty() {
+            return Ok(waiting.len());
+        }
+        let mut delivered = HashSet::new();
+        let mut failed = Vec::new();
+        for entry in due {
+            match self.deliver(entry).await {
+                Ok(done) => {
+                    tracing::info!(scope = done.scope.as_str(), "revocation delivered");
+                    delivered.insert(done.id);
+                }
+                Err((entry, e)) => failed.push(self.failed_entry(entry, &e)),
+            }
+        }
+        let left = self
+            .edit_outbox(|entries| {
+                entries.retain(|e| !delivered.contains(&e.id));
+                for update in failed {
+                    if let Some(e) = entries.iter_mut().find(|e| e.id == update.id) {
+                        *e = update;
+                    }
+                }
+            })
+            .await?;
+        Ok(left.len())
+    }
+
+    /// The revocations still owed to the server.
+    pub async fn pending_revocations(&self) -> Result<Vec<PendingRevocation>, AuthError> {
+        Ok(self
+            .load_outbox()
+            .await?
+            .into_iter()
+            .map(|e| PendingRevocation {
+                id: e.id,
+                scope: e.scope,
+                session_id: e.session_id,
+                email: e.user_email,
+                attempts: e.attempts,
+                next_attempt_at: e.next_attempt_at,
+                last_error: e.last_error,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,136 @@
+//! Engine settings ([`AuthConfig`]) and the counters benchmarks read ([`Metrics`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use crate::error::AuthError;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The API root (`http://127.0.0.1:9999` or `https://<ref>.supabase.co/auth/v1`).
+    pub url: String,
+    pub anon_key: String,
+    /// Names the stored session; two profiles are two independent sessions.
+    pub profile: String,
+    /// Base of the app's deep links (`tessera://auth`).
+    pub callback_base: String,
+    /// Refresh this long before expiry (capped at a quarter of the token's lifetime).
+    pub refresh_margin: Duration,
+    pub http_timeout: Duration,
+    pub store_timeout: Duration,
+    /// Directory of the cross-process lock file; `None` disables it (single process).
+    pub lock_dir: Option<PathBuf>,
+    /// Ask the server whether the session is still alive this often (off by default).
+    pub validate_interval: Option<Duration>,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Run the background task (refresh on time, deliver queued revocations). A
+    /// short-lived command-line call turns it off and does its work explicitly.
+    pub background: bool,
+    /// `User-Agent` of every request; GoTrue keeps it with the session, and "Your
+    /// devices" shows it (`Tessera/0.1.0 (linux)`).
+    pub user_agent: String,
+    /// PostgREST's root for "Your devices"; by default derived from `url`
+    /// (`…/auth/v1` → `…/rest/v1`, a bare GoTrue root → `<root>/rest/v1`).
+    pub rest_url: Option<String>,
+    /// The app backend's logout endpoint, called with the access token on every
+    /// sign-out before the auth server's revocation, with the outbox's guarantees.
+    pub logout_hook_url: Option<String>,
+    /// Which auth server `url` is: GoTrue (Supabase, the default) or a SuperTokens app
+    /// backend's API domain.
+    pub backend: BackendKind,
+}
+
+impl AuthConfig {
+    pub fn new(url: impl Into<String>, anon_key: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            anon_key: anon_key.into(),
+            profile: "default".into(),
+            callback_base: "tessera://auth".into(),
+            refresh_margin: Duration::from_secs(90),
+            http_timeout: Duration::from_secs(10),
+            store_timeout: Duration::from_secs(10),
+            lock_dir: None,
+            validate_interval: None,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            background: true,
+            user_agent: concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")).into(),
+            rest_url: None,
+            logout_hook_url: None,
+            backend: BackendKind::GoTrue,
+        }
+    }
+
+    /// The wait before retry number `attempt` (1, 2, …) of anything that failed for a
+    /// transient reason (a refresh, a queued revocation): `retry_initial · 2^(attempt-1)`,
+    /// at most `retry_max`, with jitter (a uniform pick in its upper half) so that many
+    /// devices do not come back at once.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        use rand::Rng;
+        let base = u64::try_from(self.retry_initial.as_millis()).unwrap_or(u64::MAX);
+        let max = u64::try_from(self.retry_max.as_millis()).unwrap_or(u64::MAX);
+        let exp = base.saturating_mul(1u64 << attempt.clamp(1, 32).saturating_sub(1).min(31));
+        let capped = exp.min(max).max(1);
+        Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
+    }
+
+    pub(crate) fn key(&self, what: &str) -> String {
+        format!("{}.{what}", self.profile)
+    }
+}
+
+/// Counters for benchmarks and diagnostics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `POST /token?grant_type=refresh_token` requests sent.
+    pub refresh_requests: AtomicU64,
+    /// Times the background task woke up.
+    pub wakeups: AtomicU64,
+}
+
+/// Which backend a configuration names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    #[default]
+    GoTrue,
+    SuperTokens,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = AuthError;
+
+    fn from_str(s: &str) -> Result<Self, AuthError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "gotrue" | "supabase" => Ok(Self::GoTrue),
+            "supertokens" => Ok(Self::SuperTokens),
+            other => Err(AuthError::Config(format!(
+                "unknown auth backend {other:?} (gotrue or supertokens)"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_initial_wait_up_to_the_cap_with_jitter() {
+        let mut cfg = AuthConfig::new("http://127.0.0.1:9999", "k");
+        cfg.retry_initial = Duration::from_millis(1000);
+        cfg.retry_max = Duration::from_millis(5000);
+        for _ in 0..100 {
+            let first = cfg.backoff(1).as_millis();
+            assert!((500..=1000).contains(&first), "{first}");
+            let third = cfg.backoff(3).as_millis();
+            assert!((2000..=4000).contains(&third), "{third}");
+            let capped = cfg.backoff(40).as_millis();
+            assert!((2500..=5000).contains(&capped), "{capped}");
+        }
+        assert!(cfg.backoff(0) <= Duration::from_millis(1000));
+    }
+}

@@ -1,37 +1,10 @@
-//! The Tessera app: a thin Tauri shell over `auth-core`. Commands adapt IPC calls to the
-//! engine, the engine's events go to every window as `auth:state-change`, deep links go to
-//! the engine to be checked. See `auth/` and ARCHITECTURE.md.
+//! The Tessera app: its windows (from `tauri.conf.json`), the plugins it runs — the auth
+//! integration is `tauri-plugin-tessera` — and the embedded-server choice (`setup.rs`).
+//! See ARCHITECTURE.md.
 
-pub mod auth;
+mod setup;
 
-use tauri::{Manager, Runtime};
-
-/// Registers the commands (shared by the app and the `tauri::test` suites).
-pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![
-        auth::commands::auth_state,
-        auth::commands::auth_backend,
-        auth::commands::auth_sign_up,
-        auth::commands::auth_sign_in_with_password,
-        auth::commands::auth_sign_in_anonymously,
-        auth::commands::auth_sign_in_with_otp,
-        auth::commands::auth_verify_otp,
-        auth::commands::auth_sign_in_with_oauth,
-        auth::commands::auth_sign_out,
-        auth::commands::auth_refresh,
-        auth::commands::auth_user,
-        auth::commands::auth_update_user,
-        auth::commands::auth_mfa_factors,
-        auth::commands::auth_mfa_enroll,
-        auth::commands::auth_mfa_verify,
-        auth::commands::auth_mfa_unenroll,
-        auth::commands::auth_preferences,
-        auth::commands::auth_set_preferences,
-        auth::commands::auth_open_window,
-        auth::commands::auth_list_sessions,
-        auth::commands::auth_revoke_session,
-    ])
-}
+use tauri::Manager;
 
 /// The app's entry point (desktop `main`, and the mobile entry point).
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
@@ -59,35 +32,13 @@ pub fn run() {
     let builder = builder
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::default().build())
-        .manage(auth::PreferencesStore)
         .plugin(tauri_plugin_opener::init())
-        .setup(|app| {
-            let handle = app.handle().clone();
-            {
-                use tauri_plugin_deep_link::DeepLinkExt;
-                let links = handle.clone();
-                app.deep_link().on_open_url(move |event| {
-                    for url in event.urls() {
-                        let app = links.clone();
-                        let url = url.to_string();
-                        tauri::async_runtime::spawn(async move { auth::handle_link(&app, url).await });
-                    }
-                });
-                // Linux and Windows register the scheme at run time (dev builds included).
-                #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
-                if let Err(e) = app.deep_link().register_all() {
-                    tracing::warn!(error = %e, "cannot register the tessera:// scheme with the desktop");
-                }
-            }
-            auth::init(&handle).map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
-            Ok(())
-        })
-        .on_window_event(|window, event| {
-            if let tauri::WindowEvent::Focused(true) = event {
-                auth::on_focus(window.app_handle());
-            }
-        });
-    if let Err(e) = with_commands(builder).run(tauri::generate_context!("../tauri.conf.json")) {
+        .plugin(
+            tauri_plugin_tessera::Builder::new()
+                .embedded_server(setup::start_embedded)
+                .build(),
+        );
+    if let Err(e) = builder.run(tauri::generate_context!("../tauri.conf.json")) {
         #[cfg(desktop)]
         if is_failed_handover(&e.to_string()) {
             start_again_as_first_instance();

@@ -1,5 +1,7 @@
-//! The commands through real IPC on Tauri's mock runtime (no display, no keyring): the
-//! exact success and error JSON of each command, and the events the UI receives, in order.
+//! The commands through real IPC on Tauri's mock runtime (no display, no keyring), with the
+//! app's own context (its capability and the plugin's permissions, so the ACL is real): the
+//! exact success and error JSON of each command, the events the UI receives, in order, and
+//! that every command in the plugin's one list is handled and granted.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -9,11 +11,9 @@ use gotrue_emulator::{Config, Emulator, EmulatorHandle};
 use serde_json::{Value, json};
 use tauri::Listener;
 use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
-};
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
-use tessera_lib::auth::{BackendInfo, STATE_EVENT};
+use tauri_plugin_tessera::{BackendInfo, COMMANDS, STATE_EVENT};
 
 struct App {
     _app: tauri::App<MockRuntime>,
@@ -29,8 +29,19 @@ async fn app() -> App {
         Arc::new(MemoryStore::new()),
     )
     .unwrap();
-    let app = tessera_lib::with_commands(mock_builder())
-        .build(mock_context(noop_assets()))
+    let backend = BackendInfo {
+        url: emu.url().to_owned(),
+        embedded: false,
+        demo_email: None,
+        demo_password: None,
+    };
+    let app = mock_builder()
+        .plugin(
+            tauri_plugin_tessera::Builder::new()
+                .engine(client, backend)
+                .build(),
+        )
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
         .unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -39,13 +50,6 @@ async fn app() -> App {
             .unwrap()
             .push(serde_json::from_str::<Value>(event.payload()).unwrap());
     });
-    let backend = BackendInfo {
-        url: emu.url().to_owned(),
-        embedded: false,
-        demo_email: None,
-        demo_password: None,
-    };
-    tessera_lib::auth::install(app.handle(), client, backend, None);
     let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
@@ -57,9 +61,10 @@ async fn app() -> App {
     }
 }
 
+/// A command of the plugin, as the UI sends it (`plugin:tessera|<name>`).
 fn request(cmd: &str, args: Value) -> InvokeRequest {
     InvokeRequest {
-        cmd: cmd.into(),
+        cmd: format!("plugin:tessera|{cmd}"),
         callback: CallbackFn(0),
         error: CallbackFn(1),
         url: "tauri://localhost".parse().unwrap(),
@@ -222,5 +227,28 @@ async fn sign_up_anonymous_user_and_backend() {
     assert_eq!(
         app.event_names(),
         ["INITIAL_SESSION", "SIGNED_IN", "USER_UPDATED", "SIGNED_IN"]
+    );
+}
+
+/// The plugin's one command list, its handler and the app's capability agree: every
+/// listed command reaches its handler (an answer that is not "not allowed" or "not
+/// found"), through the ACL the app really ships.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_listed_command_is_handled_and_granted() {
+    let app = app().await;
+    for &command in COMMANDS {
+        let answer = app.call(command, json!({})).await;
+        if let Err(e) = &answer {
+            let text = e.to_string();
+            assert!(
+                !text.contains("not allowed") && !text.contains("not found"),
+                "{command}: {text}"
+            );
+        }
+    }
+    let unlisted = app.call("auth_no_such_command", json!({})).await;
+    assert!(
+        unlisted.unwrap_err().to_string().contains("not allowed"),
+        "a command outside the list is refused"
     );
 }

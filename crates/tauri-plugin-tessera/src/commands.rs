@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tauri::{AppHandle, Manager, Runtime, State};
 
-use super::error::CommandError;
-use super::{AuthState, BackendInfo, Preferences};
+use crate::error::CommandError;
+use crate::{AuthState, BackendInfo, Preferences};
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -38,7 +38,7 @@ pub async fn auth_sign_up<R: Runtime>(
         .client
         .sign_up(&email, &Password::new(password))
         .await?;
-    super::remember_email(&app, &email);
+    crate::remember_email(&app, &email);
     Ok(outcome)
 }
 
@@ -54,7 +54,7 @@ pub async fn auth_sign_in_with_password<R: Runtime>(
         .client
         .sign_in_with_password(&email, &Password::new(password))
         .await?;
-    super::remember_email(&app, &email);
+    crate::remember_email(&app, &email);
     Ok(view)
 }
 
@@ -73,7 +73,7 @@ pub async fn auth_sign_in_with_otp<R: Runtime>(
 ) -> Result<()> {
     state.ready().await;
     state.client.sign_in_with_otp(&email).await?;
-    super::remember_email(&app, &email);
+    crate::remember_email(&app, &email);
     Ok(())
 }
 
@@ -102,7 +102,7 @@ pub async fn auth_sign_in_with_oauth<R: Runtime>(
 ) -> Result<()> {
     state.ready().await;
     let url = state.client.sign_in_with_oauth(&provider, None).await?;
-    super::open_in_browser(&app, &url)
+    crate::open_in_browser(&app, &url)
 }
 
 #[tauri::command]
@@ -220,7 +220,7 @@ pub async fn auth_mfa_unenroll(state: State<'_, AuthState>, factor_id: String) -
 
 #[tauri::command]
 pub async fn auth_preferences<R: Runtime>(app: AppHandle<R>) -> Result<Preferences> {
-    Ok(super::load_preferences(&app))
+    Ok(crate::load_preferences(&app))
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,8 +241,8 @@ pub async fn auth_set_preferences<R: Runtime>(
             "Idle sign-out must be at most 24 hours.",
         ));
     }
-    super::save_preference(&app, "idleSignOutMinutes", serde_json::json!(minutes));
-    Ok(super::load_preferences(&app))
+    crate::save_preference(&app, "idleSignOutMinutes", serde_json::json!(minutes));
+    Ok(crate::load_preferences(&app))
 }
 
 /// Opens another window on the same session (every window gets every event).

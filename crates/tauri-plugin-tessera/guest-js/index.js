@@ -1,0 +1,66 @@
+// The guest side of tauri-plugin-tessera: one function per command, and the auth-state
+// event. An ES module for apps with a bundler (`import * as tessera from
+// 'tauri-plugin-tessera/guest-js'`); with `app.withGlobalTauri` the plugin also injects it
+// as `window.__TAURI__.tessera` (generated from this file by build.rs), which is how the
+// Tessera app's static UI uses it. No token ever comes through here: the session stays in
+// the Rust engine.
+
+/** @typedef {{ id: string, email: string, isAnonymous: boolean }} UserView */
+/** @typedef {{ user: UserView, sessionId: string, expiresAt: number, aal: string, clockSkewSecs: number }} SessionView */
+/** @typedef {{ event: string, reason?: string, at: number, session: SessionView | null, error?: { code: string, message: string }, connectivity?: object }} AuthStateChange */
+
+/** The Tauri event every auth-state change arrives as, in every window. */
+export const STATE_EVENT = 'auth:state-change';
+
+function invoke(command, args = {}) {
+  return window.__TAURI_INTERNALS__.invoke(`plugin:tessera|${command}`, args);
+}
+
+/**
+ * Calls `handler(change)` for every auth-state change; resolves to an unsubscribe function.
+ * @param {(change: AuthStateChange) => void} handler
+ * @returns {Promise<() => Promise<void>>}
+ */
+export async function onAuthStateChange(handler) {
+  const internals = window.__TAURI_INTERNALS__;
+  const id = await internals.invoke('plugin:event|listen', {
+    event: STATE_EVENT,
+    target: { kind: 'Any' },
+    handler: internals.transformCallback((event) => handler(event.payload)),
+  });
+  return () => internals.invoke('plugin:event|unlisten', { event: STATE_EVENT, eventId: id });
+}
+
+/** @returns {Promise<SessionView | null>} the session once restored at start. */
+export const state = () => invoke('auth_state');
+/** Which server the app talks to (and the demo account of the embedded one). */
+export const backend = () => invoke('auth_backend');
+export const signUp = (email, password) => invoke('auth_sign_up', { email, password });
+/** @returns {Promise<SessionView>} */
+export const signInWithPassword = (email, password) =>
+  invoke('auth_sign_in_with_password', { email, password });
+export const signInAnonymously = () => invoke('auth_sign_in_anonymously');
+/** Emails a sign-in link (it comes back as a deep link) and a 6-digit code. */
+export const signInWithOtp = (email) => invoke('auth_sign_in_with_otp', { email });
+export const verifyOtp = (email, token, type = 'email') =>
+  invoke('auth_verify_otp', { email, token, type });
+/** Opens the provider's page in the system browser (PKCE; back as a deep link). */
+export const signInWithOAuth = (provider) => invoke('auth_sign_in_with_oauth', { provider });
+/** scope: 'local' (this device), 'global' (all devices), 'others' (all but this one). */
+export const signOut = (scope) => invoke('auth_sign_out', { scope });
+export const refresh = () => invoke('auth_refresh');
+export const user = () => invoke('auth_user');
+export const updateUser = ({ email, password, data } = {}) =>
+  invoke('auth_update_user', { email, password, data });
+export const mfaFactors = () => invoke('auth_mfa_factors');
+export const mfaEnroll = (friendlyName) => invoke('auth_mfa_enroll', { friendlyName });
+export const mfaVerify = (factorId, code) => invoke('auth_mfa_verify', { factorId, code });
+export const mfaUnenroll = (factorId) => invoke('auth_mfa_unenroll', { factorId });
+export const preferences = () => invoke('auth_preferences');
+export const setPreferences = (preferences) => invoke('auth_set_preferences', { preferences });
+/** Opens another window on the same session. */
+export const openWindow = () => invoke('auth_open_window');
+/** Your devices: `[{ id, createdAt, lastActiveAt, userAgent, ip, aal, isCurrent }]`. */
+export const listSessions = () => invoke('auth_list_sessions');
+/** Signs one listed session out; this device's own is a local sign-out. */
+export const revokeSession = (sessionId) => invoke('auth_revoke_session', { sessionId });

@@ -90,6 +90,23 @@ impl App {
         .unwrap()
     }
 
+    /// The event names, once `done` holds for them (5 s at most): events arrive through the
+    /// event loop, after the command that caused them has answered.
+    async fn events_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let names = self.event_names();
+            if done(&names) {
+                return names;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "events so far: {names:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     fn event_names(&self) -> Vec<String> {
         self.events
             .lock()
@@ -108,10 +125,6 @@ impl App {
             .await
             .unwrap();
     }
-}
-
-async fn settle() {
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,9 +161,8 @@ async fn sign_in_state_and_sign_out_through_ipc() {
         outcome,
         json!({"scope": "local", "localDone": true, "serverConfirmed": true, "queued": false})
     );
-    settle().await;
     assert_eq!(
-        app.event_names(),
+        app.events_until(|e| e.len() >= 3).await,
         ["INITIAL_SESSION", "SIGNED_IN", "SIGNED_OUT"]
     );
     let last = app.events.lock().unwrap().last().cloned().unwrap();
@@ -193,8 +205,8 @@ async fn errors_have_a_stable_code_and_a_message() {
         )
         .is_err()
     );
-    settle().await;
-    assert!(app.event_names().contains(&"AUTH_ERROR".to_owned()));
+    app.events_until(|e| e.iter().any(|n| n == "AUTH_ERROR"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,9 +235,8 @@ async fn sign_up_anonymous_user_and_backend() {
         .await
         .unwrap();
     assert_eq!(anon["user"]["isAnonymous"], true);
-    settle().await;
     assert_eq!(
-        app.event_names(),
+        app.events_until(|e| e.len() >= 4).await,
         ["INITIAL_SESSION", "SIGNED_IN", "USER_UPDATED", "SIGNED_IN"]
     );
 }

@@ -45,22 +45,40 @@ fn write_global_api_script() -> PathBuf {
     let mut body = String::new();
     let mut names = Vec::new();
     for line in module.lines() {
+        let trimmed = line.trim_start();
+        assert!(
+            !trimmed.starts_with("import ") && !trimmed.starts_with("import{"),
+            "guest-js: the module must not import (it is also a classic script): {line:?}"
+        );
         let Some(rest) = line.strip_prefix("export ") else {
+            assert!(
+                !trimmed.starts_with("export"),
+                "guest-js: exports must start their line: {line:?}"
+            );
             body.push_str(line);
             body.push('\n');
             continue;
         };
-        let name = rest
-            .trim_start_matches("async ")
-            .trim_start_matches("function ")
-            .trim_start_matches("const ")
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .next()
-            .unwrap_or_default();
-        assert!(
-            !name.is_empty(),
-            "guest-js: cannot read the export in {line:?}"
-        );
+        let name = ["const ", "function ", "async function "]
+            .iter()
+            .find_map(|form| rest.strip_prefix(form))
+            .map(|after| {
+                after
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+                    .next()
+                    .unwrap_or_default()
+            })
+            .filter(|name| {
+                name.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "guest-js: only `export const NAME`, `export function NAME` and \
+                     `export async function NAME` are supported: {line:?}"
+                )
+            });
         names.push(name.to_owned());
         body.push_str(rest);
         body.push('\n');

@@ -35,6 +35,7 @@ pub fn run() {
         .plugin(tauri_plugin_opener::init())
         .plugin(
             tauri_plugin_tessera::Builder::new()
+                .with_preferences()
                 .embedded_server(setup::start_embedded)
                 .build(),
         );
@@ -61,10 +62,18 @@ fn is_failed_handover(error: &str) -> bool {
 /// little later each time, so a running instance that never answers still ends in an error.
 #[cfg(desktop)]
 fn start_again_as_first_instance() {
+    // "<owner>:<attempt>". On Unix the owner is this pid (exec keeps it), so only this
+    // very process's restarts count: a program it starts later (a browser opening a link)
+    // inherits the variable with another pid and gets its own three attempts. Elsewhere
+    // the restart is a child process, so the count is carried as it is ("0:<attempt>").
     const ATTEMPT: &str = "TESSERA_HANDOVER_ATTEMPT";
+    let owner = if cfg!(unix) { std::process::id() } else { 0 };
     let attempt: u32 = std::env::var(ATTEMPT)
         .ok()
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| {
+            let (who, n) = v.split_once(':')?;
+            (who.parse::<u32>().ok()? == owner).then(|| n.parse().ok())?
+        })
         .unwrap_or(0);
     if attempt >= 3 {
         return;
@@ -82,7 +91,7 @@ fn start_again_as_first_instance() {
     let mut command = std::process::Command::new(exe);
     command
         .args(std::env::args_os().skip(1))
-        .env(ATTEMPT, (attempt + 1).to_string());
+        .env(ATTEMPT, format!("{owner}:{}", attempt + 1));
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

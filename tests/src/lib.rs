@@ -95,7 +95,11 @@ pub fn stop_apps(grace: Duration) {
         .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while running() {
-        assert!(Instant::now() < deadline, "a tessera process did not exit");
+        if Instant::now() >= deadline {
+            // Not an assert: this also runs while a failed test unwinds.
+            eprintln!("a tessera process did not exit within 10 s");
+            return;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     wait_until_no_instance();
@@ -116,10 +120,10 @@ fn wait_until_no_instance() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while bus.name_has_owner(name.clone()).unwrap_or(false) {
-        assert!(
-            Instant::now() < deadline,
-            "an app instance kept the single-instance name for 10 s"
-        );
+        if Instant::now() >= deadline {
+            eprintln!("an app instance kept the single-instance name for 10 s");
+            return;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -120,3 +120,32 @@ impl Classify for serde_json::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_forms_redact_their_secrets_and_keep_their_json() {
+        let json = r#"{"access_token":"eyJ.secret.jwt","refresh_token":"r3fresh-t0ken","expires_in":3600,"server_expires_at":null,"received_at":1,"user":{"id":"u"}}"#;
+        let stored: StoredSession = serde_json::from_str(json).unwrap();
+        let debug = format!("{stored:?}");
+        assert!(
+            !debug.contains("r3fresh") && !debug.contains("eyJ"),
+            "{debug}"
+        );
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::from_str::<Value>(json).unwrap(),
+            "the stored format is unchanged"
+        );
+        let flow = PendingFlow {
+            id: "f".into(),
+            kind: FlowKind::OAuth,
+            verifier: CodeVerifier::new("v3rifier"),
+            created_at: 0,
+        };
+        assert!(!format!("{flow:?}").contains("v3rifier"));
+        assert!(serde_json::to_string(&flow).unwrap().contains("v3rifier"));
+    }
+}

@@ -100,8 +100,8 @@ impl Emulator {
     }
 }
 
-/// A user to create with [`EmulatorHandle::create_user`].
-#[derive(Debug, Clone, Default)]
+/// A user to create with [`EmulatorHandle::create_user`]. Its `Debug` hides the password.
+#[derive(Clone, Default)]
 pub struct NewUser {
     pub email: String,
     /// Checked against the password rules, like the admin API does.
@@ -109,6 +109,16 @@ pub struct NewUser {
     /// Confirmed at once (the admin API's `email_confirm`).
     pub email_confirmed: bool,
     pub user_metadata: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("email_confirmed", &self.email_confirmed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewUser {
@@ -143,8 +153,8 @@ impl From<ApiError> for AdminError {
     }
 }
 
-/// A running emulator. Dropping it stops the server.
-#[derive(Debug)]
+/// A running emulator. Dropping it stops the server. Its `Debug` shows the URL only (the
+/// keys and the state hold secrets).
 pub struct EmulatorHandle {
     url: String,
     addr: SocketAddr,
@@ -153,6 +163,14 @@ pub struct EmulatorHandle {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmulatorHandle {

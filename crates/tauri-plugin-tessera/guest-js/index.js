@@ -1,8 +1,9 @@
 // The guest side of tauri-plugin-tessera: one function per command, and the auth-state
-// event. An ES module for apps with a bundler (`import * as tessera from
-// 'tauri-plugin-tessera/guest-js'`); with `app.withGlobalTauri` the plugin also injects it
-// as `window.__TAURI__.tessera` (generated from this file by build.rs), which is how the
-// Tessera app's static UI uses it. No token ever comes through here: the session stays in
+// event. An ES module an app with a bundler imports by path (`import * as tessera from
+// '<path to>/crates/tauri-plugin-tessera/guest-js/index.js'`); with `app.withGlobalTauri`
+// the plugin also injects it as `window.__TAURI__.tessera` (build.rs makes that script
+// from this file: keep to `export const|function|async function NAME`, and no imports),
+// which is how the Tessera app's static UI uses it. No token ever comes through here: the session stays in
 // the Rust engine.
 
 /** @typedef {{ id: string, email: string, isAnonymous: boolean }} UserView */
@@ -28,7 +29,11 @@ export async function onAuthStateChange(handler) {
     target: { kind: 'Any' },
     handler: internals.transformCallback((event) => handler(event.payload)),
   });
-  return () => internals.invoke('plugin:event|unlisten', { event: STATE_EVENT, eventId: id });
+  return async () => {
+    // As @tauri-apps/api's unlisten does: drop the callback here, then on the Rust side.
+    window.__TAURI_EVENT_PLUGIN_INTERNALS__?.unregisterListener(STATE_EVENT, id);
+    await internals.invoke('plugin:event|unlisten', { event: STATE_EVENT, eventId: id });
+  };
 }
 
 /** @returns {Promise<SessionView | null>} the session once restored at start. */

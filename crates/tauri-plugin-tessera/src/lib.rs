@@ -161,6 +161,7 @@ type EmbeddedProvider<R> =
 pub struct Builder<R: Runtime> {
     embedded: Option<EmbeddedProvider<R>>,
     engine: Option<(AuthClient, BackendInfo)>,
+    preferences: bool,
 }
 
 impl<R: Runtime> Default for Builder<R> {
@@ -168,6 +169,7 @@ impl<R: Runtime> Default for Builder<R> {
         Self {
             embedded: None,
             engine: None,
+            preferences: false,
         }
     }
 }
@@ -181,8 +183,10 @@ impl<R: Runtime> std::fmt::Debug for Builder<R> {
 }
 
 /// The plugin with its settings from `tauri.conf.json` and the environment.
-pub fn init<R: Runtime>() -> TauriPlugin<R, Config> {
-    Builder::new().build()
+/// The plugin with its settings from `tauri.conf.json` and the environment, keeping
+/// preferences (the app registers tauri-plugin-store before it).
+pub fn init<R: Runtime>() -> TauriPlugin<R, Option<Config>> {
+    Builder::new().with_preferences().build()
 }
 
 impl<R: Runtime> Builder<R> {
@@ -199,15 +203,28 @@ impl<R: Runtime> Builder<R> {
         self
     }
 
+    /// Keep the user's preferences (last email, idle sign-out) in `preferences.json`
+    /// through tauri-plugin-store, which the app must register before this plugin.
+    /// Without it, preferences are not kept.
+    pub fn with_preferences(mut self) -> Self {
+        self.preferences = true;
+        self
+    }
+
     /// An engine made by the caller instead of one from the settings (tests).
     pub fn engine(mut self, client: AuthClient, backend: BackendInfo) -> Self {
         self.engine = Some((client, backend));
         self
     }
 
-    pub fn build(self) -> TauriPlugin<R, Config> {
-        let Self { embedded, engine } = self;
-        tauri::plugin::Builder::<R, Config>::new("tessera")
+    /// `plugins.tessera` may be absent (settings from the environment only).
+    pub fn build(self) -> TauriPlugin<R, Option<Config>> {
+        let Self {
+            embedded,
+            engine,
+            preferences,
+        } = self;
+        tauri::plugin::Builder::<R, Option<Config>>::new("tessera")
             .invoke_handler(tauri::generate_handler![
                 commands::auth_state,
                 commands::auth_backend,
@@ -232,13 +249,13 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_revoke_session,
             ])
             .setup(move |app, api| {
-                watch_links(app);
-                let (client, backend, keep, preferences) = match engine {
-                    Some((client, backend)) => (client, backend, None, false),
+                let (client, backend, keep) = match engine {
+                    Some((client, backend)) => (client, backend, None),
                     None => {
-                        let (client, backend, keep) =
-                            engine_from_settings(app, &api.config().resolved(), embedded)?;
-                        (client, backend, keep, true)
+                        // Sign-in links must be able to come back.
+                        watch_links(app)?;
+                        let config = api.config().clone().unwrap_or_default();
+                        engine_from_settings(app, &config.resolved(), embedded)?
                     }
                 };
                 install(app, client, backend, keep, preferences);
@@ -259,14 +276,17 @@ impl<R: Runtime> Builder<R> {
 
 /// Deep links the OS hands the running app (the single-instance plugin forwards a second
 /// instance's links here too) go to the engine.
-fn watch_links<R: Runtime>(app: &AppHandle<R>) {
+fn watch_links<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     use tauri_plugin_deep_link::DeepLinkExt;
     if app
         .try_state::<tauri_plugin_deep_link::DeepLink<R>>()
         .is_none()
     {
-        tracing::warn!("the deep-link plugin is not registered: sign-in links cannot come back");
-        return;
+        return Err(
+            "register tauri-plugin-deep-link before tauri-plugin-tessera: sign-in links \
+             come back as deep links"
+                .into(),
+        );
     }
     let links = app.clone();
     app.deep_link().on_open_url(move |event| {
@@ -281,6 +301,7 @@ fn watch_links<R: Runtime>(app: &AppHandle<R>) {
     if let Err(e) = app.deep_link().register_all() {
         tracing::warn!(error = %e, "cannot register the deep-link scheme with the desktop");
     }
+    Ok(())
 }
 
 /// The engine the settings describe: the configured server, or the app's embedded one.

@@ -120,12 +120,21 @@ impl Drop for Inner {
 }
 
 /// Builds an [`AuthClient`] (see [`AuthClient::builder`]).
-#[derive(Debug)]
 pub struct AuthClientBuilder {
     cfg: AuthConfig,
     store: Arc<dyn SecretStore>,
     clock: Option<Arc<dyn Clock>>,
     backend: Option<Arc<dyn AuthBackend>>,
+}
+
+impl std::fmt::Debug for AuthClientBuilder {
+    /// The store is left out: a store's own `Debug` may show what it holds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthClientBuilder")
+            .field("url", &self.cfg.url)
+            .field("profile", &self.cfg.profile)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuthClientBuilder {

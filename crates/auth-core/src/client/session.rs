@@ -139,7 +139,15 @@ impl AuthClient {
         let inner = &self.inner;
         crate::crash::point("sign_in:after_response");
         let _commit = inner.commit_gate.lock().await;
-        let _process = self.commit_lock().await?;
+        let _process = match self.commit_lock().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                // The server issued this session but it cannot be kept: revoke it.
+                drop(_commit);
+                self.revoke_orphan(&session).await;
+                return Err(e);
+            }
+        };
         // A session another process stored meanwhile (and this one never saw) is replaced
         // too: it must not stay live on the server.
         let overwritten =
@@ -152,12 +160,18 @@ impl AuthClient {
                     }),
                 _ => None,
             };
-        persist::save(
+        if let Err(e) = persist::save(
             &inner.store,
             &inner.cfg.key("session"),
             &session.to_stored(),
         )
-        .await?;
+        .await
+        {
+            drop(_process);
+            drop(_commit);
+            self.revoke_orphan(&session).await;
+            return Err(e.into());
+        }
         crate::crash::point("sign_in:after_persist");
         inner.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(other) = overwritten {
@@ -268,9 +282,10 @@ impl AuthClient {
         }
     }
 
-    /// A session that was refreshed but that nobody keeps (the sign-out or the new
-    /// sign-in that replaced it won the race): its new refresh token must not stay
-    /// valid on the server, so its revocation is queued like a sign-out's.
+    /// A session the server issued but that nobody keeps — a refresh that lost the race
+    /// to a sign-out or another sign-in, or a sign-in that could not be saved: its
+    /// refresh token must not stay valid on the server, so its revocation is queued like a
+    /// sign-out's.
     pub(super) async fn revoke_orphan(&self, orphan: &Session) {
         let mut entry = self.outbox_entry(orphan, SignOutScope::Local);
         // The sign-out or sign-in that won has told the app backend already.
@@ -278,7 +293,7 @@ impl AuthClient {
         if let Err(e) = self.push_outbox(entry).await {
             tracing::warn!(
                 code = e.code(),
-                "could not queue the revocation of a refreshed session nobody keeps"
+                "could not queue the revocation of a session nobody keeps"
             );
         }
     }

@@ -107,12 +107,25 @@ impl App {
         }
     }
 
+    /// The names of the events since the test started listening. The plugin starts the
+    /// engine while the app is built, before a listener can be added, so its
+    /// `INITIAL_SESSION` may come first or not at all (a UI reads the initial state with
+    /// `auth_state`, which waits for the restore); it is left out here once checked.
     fn event_names(&self) -> Vec<String> {
-        self.events
+        let names: Vec<String> = self
+            .events
             .lock()
             .unwrap()
             .iter()
             .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            names.iter().skip(1).all(|n| n != "INITIAL_SESSION"),
+            "INITIAL_SESSION only first: {names:?}"
+        );
+        names
+            .into_iter()
+            .filter(|n| n != "INITIAL_SESSION")
             .collect()
     }
 
@@ -162,8 +175,8 @@ async fn sign_in_state_and_sign_out_through_ipc() {
         json!({"scope": "local", "localDone": true, "serverConfirmed": true, "queued": false})
     );
     assert_eq!(
-        app.events_until(|e| e.len() >= 3).await,
-        ["INITIAL_SESSION", "SIGNED_IN", "SIGNED_OUT"]
+        app.events_until(|e| e.len() >= 2).await,
+        ["SIGNED_IN", "SIGNED_OUT"]
     );
     let last = app.events.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last["reason"], "user");
@@ -236,8 +249,8 @@ async fn sign_up_anonymous_user_and_backend() {
         .unwrap();
     assert_eq!(anon["user"]["isAnonymous"], true);
     assert_eq!(
-        app.events_until(|e| e.len() >= 4).await,
-        ["INITIAL_SESSION", "SIGNED_IN", "USER_UPDATED", "SIGNED_IN"]
+        app.events_until(|e| e.len() >= 3).await,
+        ["SIGNED_IN", "USER_UPDATED", "SIGNED_IN"]
     );
 }
 

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::error::NewSessionError;
 use fantoccini::{Client, ClientBuilder, Locator};
-use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use gotrue_emulator::Config;
 use serde_json::{Value, json};
+pub use tessera_test_support::Env;
 
 pub use tessera_test_support::PASSWORD;
 
@@ -47,14 +48,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One test's world: the emulator environment (its `emu`, `http` and helpers, through
+/// `Deref`), tauri-driver for the app, and the app's keyring profile.
 #[allow(missing_debug_implementations)]
 pub struct Harness {
-    pub emu: EmulatorHandle,
-    pub http: reqwest::Client,
+    pub env: Env,
     pub profile: String,
     driver: Child,
     port: u16,
     pub log: PathBuf,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Env;
+
+    fn deref(&self) -> &Env {
+        &self.env
+    }
 }
 
 impl Drop for Harness {
@@ -161,8 +171,9 @@ impl Harness {
     }
 
     /// As [`Harness::with`], with more environment for the app (e.g. a logout hook URL).
-    pub async fn with_env(config: Config, env: &[(&str, &str)]) -> Self {
-        let emu = Emulator::start(config).await.unwrap();
+    pub async fn with_env(config: Config, app_env: &[(&str, &str)]) -> Self {
+        let env = Env::with(config).await;
+        let emu = &env.emu;
         let profile = format!(
             "e2e-{}",
             std::process::id() as u128 * 1000 + (Instant::now().elapsed().as_nanos() % 1000)
@@ -183,19 +194,14 @@ impl Harness {
             .env("TESSERA_ANON_KEY", emu.anon_key())
             .env("TESSERA_PROFILE", &profile)
             .env("TESSERA_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(app_env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
             .expect("tauri-driver (scripts/e2e installs it)");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        wait_for_webdriver(&http, port).await;
+        wait_for_webdriver(&env.http, port).await;
         Self {
-            emu,
-            http,
+            env,
             profile,
             driver,
             port,
@@ -311,44 +317,9 @@ impl Harness {
         deep_link
     }
 
-    pub async fn create_user(&self, email: &str) -> String {
-        tessera_test_support::create_user(&self.emu, email).await
-    }
-
+    /// The user's live sessions, as the server sees them.
     pub async fn sessions(&self, user_id: &str) -> Vec<Value> {
-        self.get(&format!("/_emulator/sessions?user_id={user_id}"))
-            .await
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.emu.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    pub async fn fault(&self, fault: Value) {
-        self.http
-            .post(format!("{}/_emulator/faults", self.emu.url()))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    pub async fn clear_faults(&self) {
-        self.http
-            .delete(format!("{}/_emulator/faults", self.emu.url()))
-            .send()
-            .await
-            .unwrap();
+        self.env.server_sessions(user_id).await
     }
 }
 

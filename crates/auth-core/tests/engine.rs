@@ -1059,15 +1059,7 @@ async fn a_refresh_never_resurrects_a_session_another_process_ended() {
         app.client.shutdown();
         cli.client.shutdown();
     }
-    let stats: Value = env
-        .http
-        .get(env.url("/_emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = env.stats().await;
     assert_eq!(
         resurrected,
         Vec::new(),

@@ -136,15 +136,7 @@ async fn a_thousand_refresh_cycles_under_thirty_percent_faults() {
     for t in tasks {
         failures += t.await.expect("no panic in a refresh cycle");
     }
-    let stats: Value = env
-        .http
-        .get(env.url("/_emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = env.stats().await;
     env.clear_faults().await;
 
     assert_eq!(

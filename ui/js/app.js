@@ -392,6 +392,32 @@ function wire() {
   }
 }
 
+/** A link would sign in another account: ask, naming both; nothing changes until then. */
+let switchId = null;
+function askAccountSwitch(sw) {
+  if (!sw) return;
+  switchId = sw.id;
+  const name = (u) => (u.isAnonymous ? 'a guest account' : u.email);
+  $('switch-current').textContent = name(sw.current);
+  $('switch-stay').textContent = name(sw.current);
+  $('switch-incoming').textContent = name(sw.incoming);
+  const dialog = $('account-switch');
+  if (!dialog.open) dialog.showModal();
+  $('switch-decline').focus();
+}
+
+function answerAccountSwitch(accept) {
+  const dialog = $('account-switch');
+  const id = switchId;
+  switchId = null;
+  dialog.close();
+  if (!id) return;
+  busy(null, async () => {
+    await auth.resolveAccountSwitch(id, accept);
+    if (!accept) message('You stayed signed in. The link was not used.');
+  });
+}
+
 async function main() {
   wire();
   new IntersectionObserver((entries) => {
@@ -400,6 +426,14 @@ async function main() {
   }).observe($('expiry'));
   document.addEventListener('visibilitychange', tick);
   await auth.onAuthStateChange(onChange);
+  await auth.onAccountSwitch(askAccountSwitch);
+  $('switch-accept').addEventListener('click', () => answerAccountSwitch(true));
+  $('switch-decline').addEventListener('click', () => answerAccountSwitch(false));
+  // Escape closes the dialog: that is a "no".
+  $('account-switch').addEventListener('cancel', (ev) => {
+    ev.preventDefault();
+    answerAccountSwitch(false);
+  });
   const [backend, prefs] = await Promise.all([auth.backend(), auth.preferences()]);
   if (backend.embedded) {
     show('backend', `Offline demo server (built-in emulator). Demo account: ${backend.demoEmail} / ${backend.demoPassword}`);
@@ -414,6 +448,7 @@ async function main() {
   if (session) await afterSignIn(session);
   else render();
   resetIdleTimer();
+  askAccountSwitch(await auth.pendingAccountSwitch());
 }
 
 main().catch(error);

@@ -8,6 +8,9 @@ const tessera = window.__TAURI__.tessera;
 export const {
   STATE_EVENT,
   onAuthStateChange,
+  onAccountSwitch,
+  pendingAccountSwitch,
+  resolveAccountSwitch,
   state,
   backend,
   signUp,

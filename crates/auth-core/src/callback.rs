@@ -3,7 +3,9 @@
 //! Accepted shapes (base `tessera://auth` by default):
 //! - `…/callback?flow=ID&code=CODE` — finishes a PKCE flow this engine started;
 //! - `…/callback?flow=ID&error=…&error_code=…&error_description=…` — that flow failed;
-//! - `…/confirm?token_hash=HASH&type=TYPE` — an email link verified in the app;
+//! - `…/callback?flow=ID&token_hash=HASH&type=TYPE` and `…/confirm?flow=ID&token_hash=…`
+//!   — an email link (its flow id comes from the redirect URL this engine sent, through
+//!   the email template's `{{ .RedirectTo }}`) verified in the app;
 //! - `…/signed-out?state=STATE` — lands a sign-out this engine started.
 //!
 //! Tokens in a fragment (`#access_token=…`, the implicit flow) are refused: this engine
@@ -29,6 +31,7 @@ pub enum Callback {
         description: String,
     },
     TokenHash {
+        flow: String,
         token_hash: OneTimeCode,
         kind: String,
     },
@@ -55,6 +58,34 @@ fn token_like(s: &str, max: usize) -> bool {
         && s.len() <= max
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+}
+
+/// An email link: `token_hash` and `type`, and the flow of this app that sent the mail.
+fn token_hash_link(
+    query: &HashMap<String, String>,
+    flow: Option<String>,
+) -> Result<Callback, AuthError> {
+    if query.contains_key("code") || query.contains_key("error") {
+        return Err(reject("the link mixes a code and a token_hash"));
+    }
+    let hash = query
+        .get("token_hash")
+        .ok_or_else(|| reject("the link has no token_hash"))?;
+    if !token_like(hash, 256) {
+        return Err(reject("malformed token_hash"));
+    }
+    let kind = query.get("type").map(String::as_str).unwrap_or("email");
+    if !VERIFY_TYPES.contains(&kind) {
+        return Err(reject("unknown link type"));
+    }
+    // Without the flow id, anybody's link (an attacker's own magic link, say) would sign
+    // this app into the account it belongs to.
+    let flow = flow.ok_or_else(|| reject("the link names no sign-in of this app"))?;
+    Ok(Callback::TokenHash {
+        flow,
+        token_hash: OneTimeCode::new(hash.clone()),
+        kind: kind.to_owned(),
+    })
 }
 
 /// Parses `input` against the configured base (`scheme://host`, e.g. `tessera://auth`).
@@ -115,12 +146,15 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
         .unwrap_or(url.path())
         .trim_end_matches('/');
     match path {
-        "/callback" => {
+        "/callback" | "/confirm" => {
             let flow = query.get("flow").cloned();
             if let Some(flow) = &flow
                 && !token_like(flow, 64)
             {
                 return Err(reject("malformed flow id"));
+            }
+            if query.contains_key("token_hash") || path == "/confirm" {
+                return token_hash_link(&query, flow);
             }
             let error = query.get("error").or_else(|| fragment.get("error"));
             if let Some(error) = error {
@@ -154,22 +188,6 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
             Ok(Callback::Code {
                 flow,
                 code: code.clone(),
-            })
-        }
-        "/confirm" => {
-            let hash = query
-                .get("token_hash")
-                .ok_or_else(|| reject("the link has no token_hash"))?;
-            if !token_like(hash, 256) {
-                return Err(reject("malformed token_hash"));
-            }
-            let kind = query.get("type").map(String::as_str).unwrap_or("email");
-            if !VERIFY_TYPES.contains(&kind) {
-                return Err(reject("unknown link type"));
-            }
-            Ok(Callback::TokenHash {
-                token_hash: OneTimeCode::new(hash.clone()),
-                kind: kind.to_owned(),
             })
         }
         "/signed-out" => {
@@ -207,8 +225,12 @@ mod tests {
             Callback::Error { code, .. } if code == "bad_oauth_callback"
         ));
         assert!(matches!(
-            parse("tessera://auth/confirm?token_hash=pkce_abc123&type=magiclink", BASE).unwrap(),
-            Callback::TokenHash { kind, .. } if kind == "magiclink"
+            parse("tessera://auth/confirm?flow=f2&token_hash=pkce_abc123&type=magiclink", BASE).unwrap(),
+            Callback::TokenHash { kind, flow, .. } if kind == "magiclink" && flow == "f2"
+        ));
+        assert!(matches!(
+            parse("tessera://auth/callback?flow=f3&token_hash=abc123&type=signup", BASE).unwrap(),
+            Callback::TokenHash { kind, flow, .. } if kind == "signup" && flow == "f3"
         ));
         assert_eq!(
             parse("tessera://auth/signed-out?state=s1", BASE).unwrap(),
@@ -227,7 +249,11 @@ mod tests {
             "tessera://auth/callback?flow=a&code=b&code=c",
             "tessera://auth/callback?flow=a&code=%3Cscript%3E",
             "tessera://auth/callback#access_token=x&refresh_token=y",
-            "tessera://auth/confirm?token_hash=x&type=bogus",
+            "tessera://auth/confirm?flow=a&token_hash=x&type=bogus",
+            // An email link that names no flow of this app: anybody's link.
+            "tessera://auth/confirm?token_hash=x&type=magiclink",
+            "tessera://auth/callback?token_hash=x&type=magiclink",
+            "tessera://auth/confirm?flow=a&token_hash=x&code=c",
             "tessera://user:pw@auth/callback?flow=a&code=b",
             "not a url",
             " tessera://auth/callback?flow=a&code=b",

@@ -43,6 +43,32 @@ pub struct SessionView {
     pub clock_skew_secs: i64,
 }
 
+/// A link would sign in another user than the signed-in one: the UI asks the user first
+/// (naming both accounts), then calls `resolve_account_switch` with `id`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSwitch {
+    pub id: String,
+    /// Who is signed in now.
+    pub current: UserView,
+    /// Whom the link would sign in.
+    pub incoming: UserView,
+    /// Unix seconds; after that the link's session is revoked.
+    pub expires_at: i64,
+}
+
+/// What a deep link did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum LinkOutcome {
+    /// The link's sign-in is the session now.
+    SignedIn { session: SessionView },
+    /// A sign-out this app started has landed.
+    SignedOut,
+    /// Nothing changed yet: the link is for another user, and the user must agree.
+    ConfirmSwitch { switch: AccountSwitch },
+}
+
 /// One of the user's sessions, as "Your devices" lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -80,6 +80,9 @@ pub struct PendingFlow {
     pub verifier: CodeVerifier,
     /// Unix seconds.
     pub created_at: i64,
+    /// The address a mailed link of this flow was sent to: the link must sign it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// Reads a versioned blob. A blob that cannot be read is reported as corrupt (the caller
@@ -144,6 +147,7 @@ mod tests {
             kind: FlowKind::OAuth,
             verifier: CodeVerifier::new("v3rifier"),
             created_at: 0,
+            email: None,
         };
         assert!(!format!("{flow:?}").contains("v3rifier"));
         assert!(serde_json::to_string(&flow).unwrap().contains("v3rifier"));

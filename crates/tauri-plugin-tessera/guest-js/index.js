@@ -12,6 +12,8 @@
 
 /** The Tauri event every auth-state change arrives as, in every window. */
 export const STATE_EVENT = 'auth:state-change';
+/** The event a link for another account arrives as: `{ id, current, incoming, expiresAt }`. */
+export const ACCOUNT_SWITCH_EVENT = 'auth:account-switch';
 
 function invoke(command, args = {}) {
   return window.__TAURI_INTERNALS__.invoke(`plugin:tessera|${command}`, args);
@@ -23,16 +25,29 @@ function invoke(command, args = {}) {
  * @returns {Promise<() => Promise<void>>}
  */
 export async function onAuthStateChange(handler) {
+  return listen(STATE_EVENT, handler);
+}
+
+/**
+ * Calls `handler(switch)` when a link would sign in another account than the signed-in
+ * one: show both accounts and answer with `resolveAccountSwitch(switch.id, yes)`.
+ * @returns {Promise<() => Promise<void>>}
+ */
+export async function onAccountSwitch(handler) {
+  return listen(ACCOUNT_SWITCH_EVENT, handler);
+}
+
+async function listen(event, handler) {
   const internals = window.__TAURI_INTERNALS__;
   const id = await internals.invoke('plugin:event|listen', {
-    event: STATE_EVENT,
+    event,
     target: { kind: 'Any' },
-    handler: internals.transformCallback((event) => handler(event.payload)),
+    handler: internals.transformCallback((e) => handler(e.payload)),
   });
   return async () => {
     // As @tauri-apps/api's unlisten does: drop the callback here, then on the Rust side.
-    window.__TAURI_EVENT_PLUGIN_INTERNALS__?.unregisterListener(STATE_EVENT, id);
-    await internals.invoke('plugin:event|unlisten', { event: STATE_EVENT, eventId: id });
+    window.__TAURI_EVENT_PLUGIN_INTERNALS__?.unregisterListener(event, id);
+    await internals.invoke('plugin:event|unlisten', { event, eventId: id });
   };
 }
 
@@ -69,3 +84,8 @@ export const openWindow = () => invoke('auth_open_window');
 export const listSessions = () => invoke('auth_list_sessions');
 /** Signs one listed session out; this device's own is a local sign-out. */
 export const revokeSession = (sessionId) => invoke('auth_revoke_session', { sessionId });
+/** The account switch a link asked for and nobody answered yet, or null. */
+export const pendingAccountSwitch = () => invoke('auth_pending_account_switch');
+/** accept: sign in the link's account; otherwise its session is revoked. */
+export const resolveAccountSwitch = (id, accept) =>
+  invoke('auth_resolve_account_switch', { id, accept });

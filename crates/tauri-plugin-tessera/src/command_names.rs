@@ -25,4 +25,6 @@ pub const COMMANDS: &[&str] = &[
     "auth_open_window",
     "auth_list_sessions",
     "auth_revoke_session",
+    "auth_pending_account_switch",
+    "auth_resolve_account_switch",
 ];

@@ -2,7 +2,7 @@
 //! a thin adapter: arguments in, one engine call, a serializable result or `CommandError`.
 
 use auth_core::{
-    DeviceSession, MfaEnrollment, OneTimeCode, Password, RevokeOutcome, SessionView,
+    AccountSwitch, DeviceSession, MfaEnrollment, OneTimeCode, Password, RevokeOutcome, SessionView,
     SignOutOutcome, SignOutScope, SignUpOutcome, User, UserUpdate,
 };
 use serde::{Deserialize, Serialize};
@@ -256,4 +256,26 @@ pub async fn auth_open_window<R: Runtime>(app: AppHandle<R>) -> Result<String> {
         .build()
         .map_err(|e| CommandError::new("window_error", e.to_string()))?;
     Ok(label)
+}
+
+/// The account switch a link asked for and the user has not answered yet (the UI shows
+/// it at start too, in case the link came before the window listened).
+#[tauri::command]
+pub async fn auth_pending_account_switch(
+    state: State<'_, AuthState>,
+) -> Result<Option<AccountSwitch>> {
+    state.ready().await;
+    Ok(state.client.pending_account_switch().await)
+}
+
+/// The user's answer: `accept` signs in the link's account; otherwise its session is
+/// revoked and nothing else changes.
+#[tauri::command]
+pub async fn auth_resolve_account_switch(
+    state: State<'_, AuthState>,
+    id: String,
+    accept: bool,
+) -> Result<Option<SessionView>> {
+    state.ready().await;
+    Ok(state.client.resolve_account_switch(&id, accept).await?)
 }

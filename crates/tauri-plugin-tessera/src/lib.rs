@@ -24,7 +24,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auth_core::{AuthClient, AuthConfig, KEYRING_SERVICE, KeyringStore, SecretStore};
+use auth_core::{AuthClient, AuthConfig, KEYRING_SERVICE, KeyringStore, LinkOutcome, SecretStore};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tauri::plugin::TauriPlugin;
@@ -36,6 +36,10 @@ pub use error::CommandError;
 
 /// The Tauri event every auth-state change is sent as, to every window.
 pub const STATE_EVENT: &str = "auth:state-change";
+/// The event a link that would sign in another account arrives as (an
+/// `auth_core::AccountSwitch`): the UI asks the user, then calls
+/// `auth_resolve_account_switch`.
+pub const ACCOUNT_SWITCH_EVENT: &str = "auth:account-switch";
 
 const PREFERENCES_FILE: &str = "preferences.json";
 
@@ -247,6 +251,8 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_open_window,
                 commands::auth_list_sessions,
                 commands::auth_revoke_session,
+                commands::auth_pending_account_switch,
+                commands::auth_resolve_account_switch,
             ])
             .setup(move |app, api| {
                 let (client, backend, keep) = match engine {
@@ -446,6 +452,12 @@ async fn handle_link<R: Runtime>(app: &AppHandle<R>, url: String) {
     };
     state.ready().await;
     match state.client.handle_callback(&url).await {
+        Ok(LinkOutcome::ConfirmSwitch { switch }) => {
+            tracing::info!("deep link for another account: asking the user");
+            if let Err(e) = app.emit(ACCOUNT_SWITCH_EVENT, &switch) {
+                tracing::warn!(error = %e, "cannot ask about the account switch");
+            }
+        }
         Ok(_) => tracing::info!("deep link accepted"),
         Err(e) => tracing::warn!(code = e.code(), "deep link refused"),
     }

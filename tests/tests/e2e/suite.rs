@@ -645,3 +645,7 @@ async fn the_same_app_on_a_supertokens_backend() {
     );
     app.close().await.unwrap();
 }
+
+/// Deep links as an attacker sends them (see `links.rs`).
+#[path = "links.rs"]
+mod links;

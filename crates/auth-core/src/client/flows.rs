@@ -1,5 +1,5 @@
 //! Sign-in: password, sign-up, email code and magic link, OAuth with PKCE, anonymous;
-//! the flows this device started and the deep links that finish them.
+//! the flows this device started (the deep links that finish them are in `links.rs`).
 
 use super::*;
 
@@ -61,7 +61,7 @@ impl AuthClient {
         password: &Password,
     ) -> Result<SignUpOutcome, AuthError> {
         let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::SignUp).await?;
+        let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
         let redirect = self.callback_url(&flow.id);
         let resp = self
             .inner
@@ -87,7 +87,7 @@ impl AuthClient {
     /// Sends a magic link (which comes back as a PKCE callback) and a 6-digit code.
     pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
         let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::MagicLink).await?;
+        let (flow, challenge) = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
         let redirect = self.callback_url(&flow.id);
         let result = self
             .inner
@@ -126,7 +126,7 @@ impl AuthClient {
     /// Sends a password-recovery link (a PKCE callback) and code.
     pub async fn reset_password_for_email(&self, email: &str) -> Result<(), AuthError> {
         let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::Recovery).await?;
+        let (flow, challenge) = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
         let redirect = self.callback_url(&flow.id);
         let result = self
             .inner
@@ -152,7 +152,7 @@ impl AuthClient {
                 "unknown provider {provider:?}"
             )));
         }
-        let (flow, challenge) = self.start_flow(FlowKind::OAuth).await?;
+        let (flow, challenge) = self.start_flow(FlowKind::OAuth, None).await?;
         self.inner
             .api
             .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
@@ -177,9 +177,12 @@ impl AuthClient {
         }
     }
 
+    /// Starts a flow; `email` is the address a mailed link was sent to (the link must
+    /// sign in that address).
     pub(super) async fn start_flow(
         &self,
         kind: FlowKind,
+        email: Option<&str>,
     ) -> Result<(PendingFlow, String), AuthError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill(&mut bytes);
@@ -192,6 +195,7 @@ impl AuthClient {
             kind,
             verifier: CodeVerifier::new(verifier),
             created_at: unix_secs(self.inner.clock.now()),
+            email: email.map(str::to_owned),
         };
         let now = unix_secs(self.inner.clock.now());
         let mut flows = self.load_flows().await;
@@ -221,97 +225,10 @@ impl AuthClient {
         let _ = self.take_flow(id).await;
     }
 
-    /// Finishes a sign-in (or lands a sign-out) from a deep link or redirect. Anything not
-    /// started by this engine, malformed or already used is refused with an `AUTH_ERROR`
-    /// event and changes nothing.
-    pub async fn handle_callback(&self, url: &str) -> Result<Option<SessionView>, AuthError> {
-        let result = self.handle_callback_inner(url).await;
-        self.report(result)
-    }
-
-    pub(super) async fn handle_callback_inner(
-        &self,
-        url: &str,
-    ) -> Result<Option<SessionView>, AuthError> {
-        match callback::parse(url, &self.inner.cfg.callback_base)? {
-            Callback::Code { flow, code } => {
-                if !lock(&self.inner.used_links).insert(format!("code:{code}")) {
-                    return Err(AuthError::InvalidCallback(
-                        "this link was already used".into(),
-                    ));
-                }
-                let pending = self
-                    .take_flow(&flow)
-                    .await
-                    .filter(|f| f.kind != FlowKind::SignOut)
-                    .ok_or_else(|| {
-                        AuthError::InvalidCallback(
-                            "no sign-in of this app is waiting for this link".into(),
-                        )
-                    })?;
-                let resp = self
-                    .inner
-                    .api
-                    .exchange_code(&code, &pending.verifier)
-                    .await?;
-                let event = if pending.kind == FlowKind::Recovery {
-                    AuthEvent::PasswordRecovery
-                } else {
-                    AuthEvent::SignedIn
-                };
-                self.sign_in_with(resp, event).await.map(Some)
-            }
-            Callback::Error {
-                flow,
-                code,
-                description,
-            } => {
-                if let Some(flow) = flow {
-                    self.forget_flow(&flow).await;
-                }
-                Err(AuthError::Api {
-                    status: 400,
-                    code,
-                    message: description,
-                })
-            }
-            Callback::TokenHash { token_hash, kind } => {
-                if !lock(&self.inner.used_links)
-                    .insert(format!("hash:{}", token_hash.expose_secret()))
-                {
-                    return Err(AuthError::InvalidCallback(
-                        "this link was already used".into(),
-                    ));
-                }
-                let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
-                let event = if kind == "recovery" {
-                    AuthEvent::PasswordRecovery
-                } else {
-                    AuthEvent::SignedIn
-                };
-                self.sign_in_with(resp, event).await.map(Some)
-            }
-            Callback::SignedOut { state } => {
-                self.take_flow(&state)
-                    .await
-                    .filter(|f| f.kind == FlowKind::SignOut)
-                    .ok_or_else(|| {
-                        AuthError::InvalidCallback(
-                            "no sign-out of this app is waiting for this link".into(),
-                        )
-                    })?;
-                if self.current().is_some() {
-                    self.sign_out(SignOutScope::Local).await?;
-                }
-                Ok(None)
-            }
-        }
-    }
-
     /// Starts a sign-out that finishes at an external page (e.g. an identity provider's
     /// logout), which sends the browser back to `…/signed-out?state=…`. Returns that URL.
     pub async fn begin_external_sign_out(&self) -> Result<String, AuthError> {
-        let (mut flow, _) = self.start_flow(FlowKind::SignOut).await?;
+        let (mut flow, _) = self.start_flow(FlowKind::SignOut, None).await?;
         flow.verifier = CodeVerifier::new(String::new());
         Ok(format!(
             "{}/signed-out?state={}",

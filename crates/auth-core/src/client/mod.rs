@@ -8,12 +8,14 @@
 //!
 //! The facade is here (construction, state, events); each job has its own file:
 //! `session.rs` (the session value, commit and end, the single-flight refresh,
-//! validation), `flows.rs` (sign-in, PKCE and link flows), `account.rs` (user, MFA, "Your
+//! validation), `flows.rs` (sign-in and the PKCE flows), `links.rs` (deep links and
+//! the account switch they may ask for), `account.rs` (user, MFA, "Your
 //! devices"), `outbox.rs` (sign-out and the revocation outbox), `scheduler.rs` (the
 //! background task).
 
 mod account;
 mod flows;
+mod links;
 mod outbox;
 mod scheduler;
 mod session;
@@ -91,6 +93,8 @@ struct Inner {
     epoch: AtomicU64,
     retry: Mutex<Retry>,
     used_links: Mutex<HashSet<String>>,
+    /// A link's session for another user, waiting for the user's answer.
+    pending_switch: Mutex<Option<links::PendingSwitch>>,
     /// Bumped whenever something changes that affects the schedule; the background task
     /// wakes on a change it has not seen.
     wake: watch::Sender<u64>,
@@ -260,6 +264,7 @@ impl AuthClient {
                 epoch: AtomicU64::new(0),
                 retry: Mutex::new(Retry::default()),
                 used_links: Mutex::new(HashSet::new()),
+                pending_switch: Mutex::new(None),
                 wake: watch::channel(0).0,
                 stopped: Arc::new(AtomicBool::new(false)),
                 lock,

@@ -1,0 +1,223 @@
+//! Deep links that come back into the app, and the account switch a link may ask for.
+//!
+//! A link only finishes a flow this device started (its id is in the link, the flow is
+//! single use and short-lived). A link that would sign in another user than the one
+//! signed in changes nothing until the user agrees: the new session waits in memory as a
+//! pending [`AccountSwitch`], and is revoked if the user declines or lets it expire.
+
+use super::*;
+use crate::model::{AccountSwitch, LinkOutcome};
+
+/// How long a pending account switch waits for the user's answer.
+const SWITCH_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// A session a link produced for another user, waiting for the user's answer.
+pub(super) struct PendingSwitch {
+    view: AccountSwitch,
+    session: Session,
+    event: AuthEvent,
+    expires: SystemTime,
+}
+
+/// Which email-link types may finish which flow (the server names the type).
+fn link_type_fits(flow: FlowKind, kind: &str) -> bool {
+    match flow {
+        FlowKind::SignUp => matches!(kind, "signup" | "email"),
+        // A first magic link to a new address is a sign-up confirmation.
+        FlowKind::MagicLink => matches!(kind, "magiclink" | "email" | "signup"),
+        FlowKind::Recovery => kind == "recovery",
+        FlowKind::OAuth | FlowKind::SignOut => false,
+    }
+}
+
+fn refused(why: &str) -> AuthError {
+    AuthError::InvalidCallback(why.to_owned())
+}
+
+impl AuthClient {
+    /// Finishes a sign-in (or lands a sign-out) from a deep link or redirect. Anything not
+    /// started by this engine, malformed or already used is refused with an `AUTH_ERROR`
+    /// event and changes nothing. A link for another user than the signed-in one returns
+    /// [`LinkOutcome::ConfirmSwitch`] and changes nothing until
+    /// [`AuthClient::resolve_account_switch`].
+    pub async fn handle_callback(&self, url: &str) -> Result<LinkOutcome, AuthError> {
+        let result = self.handle_callback_inner(url).await;
+        self.report(result)
+    }
+
+    async fn handle_callback_inner(&self, url: &str) -> Result<LinkOutcome, AuthError> {
+        match callback::parse(url, &self.inner.cfg.callback_base)? {
+            Callback::Code { flow, code } => {
+                if !lock(&self.inner.used_links).insert(format!("code:{code}")) {
+                    return Err(refused("this link was already used"));
+                }
+                let pending = self
+                    .take_flow(&flow)
+                    .await
+                    .filter(|f| f.kind != FlowKind::SignOut)
+                    .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
+                let resp = self
+                    .inner
+                    .api
+                    .exchange_code(&code, &pending.verifier)
+                    .await?;
+                self.finish_link_sign_in(resp, &pending).await
+            }
+            Callback::Error {
+                flow,
+                code,
+                description,
+            } => {
+                // Only the server's redirect for a flow of this app knows the flow id; any
+                // other error link is somebody else's text, and cancels nothing.
+                let pending = match flow {
+                    Some(flow) => self
+                        .take_flow(&flow)
+                        .await
+                        .filter(|f| f.kind != FlowKind::SignOut),
+                    None => None,
+                };
+                if pending.is_none() {
+                    return Err(refused(
+                        "an error link that no sign-in of this app is waiting for",
+                    ));
+                }
+                Err(AuthError::Api {
+                    status: 400,
+                    code,
+                    message: description,
+                })
+            }
+            Callback::TokenHash {
+                flow,
+                token_hash,
+                kind,
+            } => {
+                if lock(&self.inner.used_links)
+                    .contains(&format!("hash:{}", token_hash.expose_secret()))
+                {
+                    return Err(refused("this link was already used"));
+                }
+                let pending = self
+                    .take_flow(&flow)
+                    .await
+                    .filter(|f| link_type_fits(f.kind, &kind))
+                    .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
+                lock(&self.inner.used_links).insert(format!("hash:{}", token_hash.expose_secret()));
+                let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
+                self.finish_link_sign_in(resp, &pending).await
+            }
+            Callback::SignedOut { state } => {
+                self.take_flow(&state)
+                    .await
+                    .filter(|f| f.kind == FlowKind::SignOut)
+                    .ok_or_else(|| refused("no sign-out of this app is waiting for this link"))?;
+                if self.current().is_some() {
+                    self.sign_out(SignOutScope::Local).await?;
+                }
+                Ok(LinkOutcome::SignedOut)
+            }
+        }
+    }
+
+    /// A link produced a session: keep it if it is for the address the flow mailed, and
+    /// ask first if it is another user than the signed-in one.
+    async fn finish_link_sign_in(
+        &self,
+        resp: TokenResponse,
+        flow: &PendingFlow,
+    ) -> Result<LinkOutcome, AuthError> {
+        let session =
+            Session::from_response(resp, self.inner.clock.now(), self.inner.cfg.refresh_margin)?;
+        if let Some(email) = &flow.email
+            && !session.user.email.trim().eq_ignore_ascii_case(email.trim())
+        {
+            self.revoke_orphan(&session).await;
+            return Err(refused(
+                "the link signs in another address than the one the mail was sent to",
+            ));
+        }
+        let event = if flow.kind == FlowKind::Recovery {
+            AuthEvent::PasswordRecovery
+        } else {
+            AuthEvent::SignedIn
+        };
+        let Some(current) = self.current().filter(|c| c.user.id != session.user.id) else {
+            let session = self.commit_new_session(session, event).await?;
+            return Ok(LinkOutcome::SignedIn { session });
+        };
+        let mut id = [0u8; 12];
+        rand::rng().fill(&mut id);
+        let expires = self.inner.clock.now() + SWITCH_TTL;
+        let view = AccountSwitch {
+            id: URL_SAFE_NO_PAD.encode(id),
+            current: UserView::from(&current.user),
+            incoming: UserView::from(&session.user),
+            expires_at: unix_secs(expires),
+        };
+        let replaced = lock(&self.inner.pending_switch).replace(PendingSwitch {
+            view: view.clone(),
+            session,
+            event,
+            expires,
+        });
+        if let Some(old) = replaced {
+            self.revoke_orphan(&old.session).await;
+        }
+        tracing::info!("a link would switch accounts: waiting for the user's answer");
+        Ok(LinkOutcome::ConfirmSwitch { switch: view })
+    }
+
+    /// The account switch waiting for the user's answer, if any (an expired one is
+    /// revoked and dropped).
+    pub async fn pending_account_switch(&self) -> Option<AccountSwitch> {
+        let expired = {
+            let mut pending = lock(&self.inner.pending_switch);
+            match pending.as_ref() {
+                Some(p) if p.expires <= self.inner.clock.now() => pending.take(),
+                Some(p) => return Some(p.view.clone()),
+                None => return None,
+            }
+        };
+        if let Some(old) = expired {
+            self.revoke_orphan(&old.session).await;
+        }
+        None
+    }
+
+    /// The user's answer to a pending account switch: `accept` signs in the link's
+    /// account (the current session is signed out locally, its revocation queued);
+    /// otherwise the link's session is revoked and nothing else changes.
+    pub async fn resolve_account_switch(
+        &self,
+        id: &str,
+        accept: bool,
+    ) -> Result<Option<SessionView>, AuthError> {
+        let pending = {
+            let mut pending = lock(&self.inner.pending_switch);
+            if pending.as_ref().is_some_and(|p| p.view.id == id) {
+                pending.take()
+            } else {
+                None
+            }
+        };
+        let Some(pending) = pending else {
+            return Err(AuthError::InvalidInput(
+                "this account switch is no longer waiting for an answer".into(),
+            ));
+        };
+        if !accept || pending.expires <= self.inner.clock.now() {
+            self.revoke_orphan(&pending.session).await;
+            if accept {
+                return Err(AuthError::InvalidInput(
+                    "the link waited too long; open it again".into(),
+                ));
+            }
+            tracing::info!("the user declined an account switch; its session is revoked");
+            return Ok(None);
+        }
+        self.commit_new_session(pending.session, pending.event)
+            .await
+            .map(Some)
+    }
+}

@@ -1,0 +1,239 @@
+//! Deep links as an attacker would send them: a link finishes only a flow this device
+//! started, and a link for another account changes nothing until the user agrees.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use auth_core::{AuthEvent, LinkOutcome, SignOutScope};
+use serde_json::{Value, json};
+use support::*;
+
+/// The app link a Supabase email template renders as
+/// `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` (see the README).
+fn template_link(mail: &Value) -> String {
+    let redirect = mail["redirect_to"].as_str().unwrap();
+    let joiner = if redirect.contains('?') { '&' } else { '?' };
+    format!(
+        "{redirect}{joiner}token_hash={}&type={}",
+        mail["token_hash"].as_str().unwrap(),
+        mail["type"].as_str().unwrap()
+    )
+}
+
+/// The attacker asks the server for a magic link to their own account (no app involved:
+/// a plain HTTP call, no PKCE) and reads it from their own mailbox.
+async fn attackers_own_link(env: &Env, email: &str) -> Value {
+    let resp = env
+        .http
+        .post(env.url("/otp"))
+        .header("apikey", env.emu.anon_key())
+        .json(&json!({"email": email, "create_user": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    env.last_mail(email)
+}
+
+fn session_id(d: &Device) -> String {
+    d.client.session().unwrap().session_id
+}
+
+#[tokio::test]
+async fn a_forged_confirm_link_never_signs_in_the_attackers_account() {
+    let env = Env::start().await;
+    env.create_user("victim@example.com").await;
+    let attacker = env.create_user("attacker@example.com").await;
+    let mut d = env.device().await;
+    d.sign_in("victim@example.com").await;
+    let before = session_id(&d);
+    let mail = attackers_own_link(&env, "attacker@example.com").await;
+    let hash = mail["token_hash"].as_str().unwrap();
+    d.events.drain();
+
+    for forged in [
+        // The shape the old app accepted.
+        format!("tessera://auth/confirm?token_hash={hash}&type=magiclink"),
+        format!("tessera://auth/callback?token_hash={hash}&type=magiclink"),
+        // A made-up flow id.
+        format!("tessera://auth/confirm?flow=AAAAAAAAAAAAAAAA&token_hash={hash}&type=magiclink"),
+        format!("tessera://auth/callback?flow=guess&token_hash={hash}&type=email"),
+    ] {
+        let err = d.client.handle_callback(&forged).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_callback", "{forged}");
+        d.events.expect(AuthEvent::AuthError).await;
+        assert_eq!(session_id(&d), before, "still the victim after {forged}");
+    }
+    assert!(
+        env.server_sessions(&attacker).await.is_empty(),
+        "the attacker's link was never used"
+    );
+    assert!(d.client.pending_revocations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_mailed_link_finishes_the_flow_this_device_started_once() {
+    let env = Env::start().await;
+    env.create_user("link@example.com").await;
+    let mut d = env.device().await;
+    d.client.sign_in_with_otp("link@example.com").await.unwrap();
+    let link = template_link(&env.last_mail("link@example.com"));
+    assert!(link.starts_with("tessera://auth/callback?flow="), "{link}");
+    let outcome = d.client.handle_callback(&link).await.unwrap();
+    let LinkOutcome::SignedIn { session } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(session.user.email, "link@example.com");
+    d.events.expect(AuthEvent::SignedIn).await;
+    let err = d.client.handle_callback(&link).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_callback", "single use");
+    assert_eq!(session_id(&d), session.session_id);
+}
+
+#[tokio::test]
+async fn a_link_with_a_stolen_flow_id_must_sign_in_the_address_it_was_sent_to() {
+    let env = Env::start().await;
+    env.create_user("victim@example.com").await;
+    let attacker = env.create_user("attacker@example.com").await;
+    let d = env.device().await;
+    // The victim asked for a link; suppose the attacker learned its flow id somehow.
+    d.client
+        .sign_in_with_otp("victim@example.com")
+        .await
+        .unwrap();
+    let redirect = env.last_mail("victim@example.com")["redirect_to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = attackers_own_link(&env, "attacker@example.com").await;
+    let forged = format!(
+        "{redirect}&token_hash={}&type=magiclink",
+        theirs["token_hash"].as_str().unwrap()
+    );
+    let err = d.client.handle_callback(&forged).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_callback");
+    assert!(
+        d.client.session().is_none(),
+        "not signed in as the attacker"
+    );
+    // The session the server issued for it is revoked, not left live.
+    d.client.flush_outbox().await.unwrap();
+    assert!(env.server_sessions(&attacker).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_link_for_another_account_asks_first_and_a_no_revokes_it() {
+    let env = Env::start().await;
+    env.create_user("alice@example.com").await;
+    let bob = env.create_user("bob@example.com").await;
+    let mut d = env.device().await;
+    d.sign_in("alice@example.com").await;
+    let alice_session = session_id(&d);
+
+    // A flow of this device, for another address: the link comes back, nothing changes.
+    d.client.sign_in_with_otp("bob@example.com").await.unwrap();
+    let link = template_link(&env.last_mail("bob@example.com"));
+    d.events.drain();
+    let LinkOutcome::ConfirmSwitch { switch } = d.client.handle_callback(&link).await.unwrap()
+    else {
+        panic!("expected a question")
+    };
+    assert_eq!(switch.current.email, "alice@example.com");
+    assert_eq!(switch.incoming.email, "bob@example.com");
+    assert_eq!(
+        session_id(&d),
+        alice_session,
+        "nothing changes before the answer"
+    );
+    assert!(
+        d.events.drain().is_empty(),
+        "no auth event before the answer"
+    );
+    assert_eq!(
+        d.client.pending_account_switch().await,
+        Some(switch.clone())
+    );
+
+    // "No": Alice stays, Bob's new session is revoked at the server.
+    assert_eq!(
+        d.client
+            .resolve_account_switch(&switch.id, false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(session_id(&d), alice_session);
+    d.client.flush_outbox().await.unwrap();
+    assert!(env.server_sessions(&bob).await.is_empty());
+    assert!(d.client.pending_account_switch().await.is_none());
+    assert!(
+        d.client
+            .resolve_account_switch(&switch.id, true)
+            .await
+            .is_err(),
+        "an answer counts once"
+    );
+
+    // "Yes" to a second link: Bob now, Alice's session revoked.
+    d.client.sign_in_with_otp("bob@example.com").await.unwrap();
+    let link = template_link(&env.last_mail("bob@example.com"));
+    let LinkOutcome::ConfirmSwitch { switch } = d.client.handle_callback(&link).await.unwrap()
+    else {
+        panic!("expected a question")
+    };
+    let view = d
+        .client
+        .resolve_account_switch(&switch.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.user.email, "bob@example.com");
+    d.events.expect(AuthEvent::SignedIn).await;
+    d.client.flush_outbox().await.unwrap();
+    assert_eq!(env.server_sessions(&bob).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_error_link_without_a_pending_flow_cancels_nothing_and_shows_no_foreign_text() {
+    let env = Env::start().await;
+    let mut d = env.device().await;
+    d.client.sign_in_anonymously().await.unwrap();
+    let before = d.client.session().unwrap();
+    let oauth = d.client.sign_in_with_oauth("github", None).await.unwrap();
+    let redirect: String = url::Url::parse(&oauth)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_to")
+        .unwrap()
+        .1
+        .into_owned();
+    let flow = redirect.split("flow=").nth(1).unwrap().to_owned();
+    d.events.drain();
+
+    for forged in [
+        "tessera://auth/callback?error=server_error&error_description=Your+account+is+locked.+Call+%2B1-555-0100".to_owned(),
+        "tessera://auth/callback?flow=other&error=access_denied&error_description=Call+us".to_owned(),
+    ] {
+        let err = d.client.handle_callback(&forged).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_callback", "{forged}");
+        let shown = d.events.expect(AuthEvent::AuthError).await.error.unwrap();
+        assert!(
+            !shown.message.contains("Call") && !shown.message.contains("locked"),
+            "attacker text shown: {}",
+            shown.message
+        );
+    }
+    assert_eq!(d.client.session().unwrap(), before);
+
+    // The real flow still finishes; its own error link is reported as the server's.
+    let err = d
+        .client
+        .handle_callback(&format!(
+            "tessera://auth/callback?flow={flow}&error=access_denied&error_code=bad_oauth_callback&error_description=cancelled"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "bad_oauth_callback");
+    assert_eq!(d.client.session().unwrap(), before);
+    d.client.sign_out(SignOutScope::Local).await.unwrap();
+}

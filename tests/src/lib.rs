@@ -488,13 +488,27 @@ pub fn tokens_in_keyring() -> Vec<String> {
 }
 
 /// The secrets the keyring holds for one profile: its session, revocation outbox and
-/// pending sign-in flows (the engine's entries `<profile>.session|outbox|flows`).
+/// pending sign-in flows (the engine's entries `<profile>@<server>.session|outbox|flows`).
 pub fn tokens_in_keyring_for(profile: &str) -> Vec<String> {
-    ["session", "outbox", "flows"]
-        .iter()
-        .flat_map(|key| {
-            let user = format!("{profile}.{key}");
-            secret_tool_tokens(&["lookup", "service", "tessera", "username", &user])
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "--unlock", "service", "tessera"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let prefix = format!("attribute.username = {profile}@");
+    // One block per item: `[path]`, then `secret = …` and `attribute.… = …` lines.
+    text.split("\n[")
+        .filter(|item| item.lines().any(|l| l.starts_with(&prefix)))
+        .flat_map(|item| {
+            let mut tokens = Vec::new();
+            for line in item.lines() {
+                if let Some(secret) = line.strip_prefix("secret = ")
+                    && let Ok(v) = serde_json::from_str::<Value>(secret.trim_start_matches('V'))
+                {
+                    collect_tokens(&v, &mut tokens);
+                }
+            }
+            tokens
         })
         .collect()
 }

@@ -78,8 +78,26 @@ impl AuthConfig {
         Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
     }
 
+    /// The server a stored session belongs to: `url` with its scheme and host in lower
+    /// case, the default port and any trailing `/` left out
+    /// (`https://abc.supabase.co/auth/v1`).
+    pub fn issuer(&self) -> String {
+        match url::Url::parse(self.url.trim()) {
+            Ok(url) => {
+                let mut issuer = url.origin().ascii_serialization();
+                issuer.push_str(url.path().trim_end_matches('/'));
+                issuer
+            }
+            Err(_) => self.url.trim().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The secret-store entry `what` (`session`, `outbox`, `flows`) of this profile on
+    /// this server: `<profile>@<issuer>.<what>`. A session belongs to the server that
+    /// issued it: pointed at another server, the engine finds nothing, sends nothing and
+    /// deletes nothing, and the session is there again when it comes back.
     pub(crate) fn key(&self, what: &str) -> String {
-        format!("{}.{what}", self.profile)
+        format!("{}@{}.{what}", self.profile, self.issuer())
     }
 }
 

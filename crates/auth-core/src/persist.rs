@@ -1,6 +1,7 @@
-//! What the engine keeps in the secret store, as versioned JSON blobs:
-//! `<profile>.session` (the session), `<profile>.outbox` (revocations still owed to the
-//! server) and `<profile>.flows` (PKCE verifiers and sign-out states of flows this engine
+//! What the engine keeps in the secret store, as versioned JSON blobs, each under a key
+//! that names the profile and the server (`<profile>@<issuer>.<what>`, see
+//! `AuthConfig::key`): `session` (the session), `outbox` (revocations still owed to that
+//! server) and `flows` (PKCE verifiers and sign-out states of flows this engine
 //! started). Nothing here is ever written anywhere but the [`Store`].
 
 use serde::de::DeserializeOwned;

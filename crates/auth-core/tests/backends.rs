@@ -212,12 +212,18 @@ async fn offline_sign_out_is_immediate_and_delivered_later(kind: BackendKind) {
     server.create_user("offline@example.com").await;
     let mut d = server.device().await;
     let user = d.sign_in("offline@example.com").await.user.id;
-    let mut offline_cfg = server.config();
-    offline_cfg.url = "http://127.0.0.1:9".into();
-    let mut offline = server.env().device_with(d.store.clone(), offline_cfg).await;
-    let out = offline.client.sign_out(SignOutScope::Local).await.unwrap();
+    // The same server, unreachable: the engine's backend talks to a closed port.
+    let mut dead = server.config();
+    dead.url = "http://127.0.0.1:9".into();
+    let offline = auth_core::AuthClient::builder(server.config(), d.store.clone())
+        .backend(auth_core::backend::connect(&dead).unwrap())
+        .build()
+        .unwrap();
+    let mut events = Events(offline.subscribe());
+    offline.start().await.unwrap();
+    let out = offline.sign_out(SignOutScope::Local).await.unwrap();
     assert!(out.local_done && out.queued && !out.server_confirmed);
-    offline.events.expect(AuthEvent::SignedOut).await;
+    events.expect(AuthEvent::SignedOut).await;
     assert_eq!(server.sessions(&user).await, 1, "not yet revoked");
     let back = server
         .env()
@@ -363,7 +369,7 @@ fn stored_refresh_token(d: &Device) -> String {
         .store
         .dump()
         .into_iter()
-        .find(|(k, _)| k == "default.session")
+        .find(|(k, _)| k.starts_with("default@") && k.ends_with(".session"))
         .map(|(_, v)| v)
         .expect("a stored session");
     let v: Value = serde_json::from_slice(&raw).unwrap();

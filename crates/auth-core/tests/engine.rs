@@ -747,7 +747,8 @@ async fn secrets_never_reach_events_debug_or_errors() {
 async fn a_corrupt_stored_session_is_reported_and_removed() {
     let env = Env::start().await;
     let store = Arc::new(MemoryStore::new());
-    auth_core::SecretStore::save(store.as_ref(), "default.session", b"{not json").unwrap();
+    let key = format!("default@{}.session", env.config().issuer());
+    auth_core::SecretStore::save(store.as_ref(), &key, b"{not json").unwrap();
     let client = AuthClient::new(env.config(), store.clone()).unwrap();
     let mut events = Events(client.subscribe());
     let err = client.start().await.unwrap_err();

@@ -85,7 +85,8 @@ async fn the_engine_keeps_its_session_in_the_keyring() {
     again.sign_out(SignOutScope::Local).await.unwrap();
     let raw = KeyringStore::new(svc);
     assert_eq!(
-        raw.load("device-a.session").unwrap(),
+        raw.load(&format!("device-a@{}.session", cfg.issuer()))
+            .unwrap(),
         None,
         "signed out: nothing left in the keyring"
     );

@@ -43,13 +43,18 @@ async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
     let user_id = create_user(&emu, "offline-cli@example.com").await;
     let ctl = Ctl::new(&emu);
     ctl.sign_in("offline-cli@example.com");
-    // Nothing listens on port 9: the server is unreachable.
+    // The server is unreachable: every connection to it is dropped.
+    let http = reqwest::Client::new();
+    let fault = serde_json::json!({"path": "*", "drop": true, "times": 1000});
+    let r = http
+        .post(format!("{}/_emulator/faults", emu.url()))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
     let started = Instant::now();
-    let out = ctl.run_at(
-        "http://127.0.0.1:9",
-        &["sign-out", "--scope", "local"],
-        None,
-    );
+    let out = ctl.run(&["sign-out", "--scope", "local"], None);
     assert!(
         out.status.success(),
         "{}",
@@ -68,6 +73,10 @@ async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
         1
     );
 
+    http.delete(format!("{}/_emulator/faults", emu.url()))
+        .send()
+        .await
+        .unwrap();
     assert!(
         ctl.ok(&["outbox", "flush"], None)
             .contains("0 revocation(s) still pending")

@@ -23,7 +23,6 @@ use tokio::process::Command;
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct-horse-9";
-const OFFLINE_URL: &str = "http://127.0.0.1:9";
 
 struct Bench {
     emu: EmulatorHandle,
@@ -690,7 +689,13 @@ async fn restore(b: &Bench) {
     b.node(&["save-session", &file]).await;
     println!("| server | Tessera | auth-js | ratio |\n|---|---:|---:|---:|");
     for offline in [false, true] {
-        let url = if offline { OFFLINE_URL } else { b.emu.url() };
+        // Offline: the same server, every connection to it dropped (a session belongs to
+        // its server, so another URL would be another server, with no session).
+        if offline {
+            b.fault(json!({"path": "*", "drop": true, "times": u32::MAX}))
+                .await;
+        }
+        let url = b.emu.url();
         let mut t = Vec::new();
         let mut j = Vec::new();
         for _ in 0..RUNS {
@@ -714,6 +719,7 @@ async fn restore(b: &Bench) {
             ratio(t, j)
         );
     }
+    b.clear_faults().await;
     println!();
 }
 

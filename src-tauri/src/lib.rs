@@ -4,6 +4,12 @@
 
 mod setup;
 
+// A release build is a production app: the UI from the embedded assets through the app's
+// own protocol, the production CSP, nothing of a dev build. `scripts/bench` (and the Tauri
+// CLI's `tauri build`) pass `--features custom-protocol`.
+#[cfg(all(not(debug_assertions), not(feature = "custom-protocol")))]
+compile_error!("a release build of the app needs `--features custom-protocol`");
+
 use tauri::Manager;
 
 /// The app's entry point (desktop `main`, and the mobile entry point).
@@ -107,6 +113,33 @@ fn start_again_as_first_instance() {
 
 #[cfg(all(test, desktop))]
 mod tests {
+    /// The webview's policy: nothing but the app's own files and its IPC; no plugins, no
+    /// <base> rewrite, no form posts, no frames, not framed; prototypes frozen.
+    #[test]
+    fn the_webview_policy_is_locked_down() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+        let security = &conf["app"]["security"];
+        assert_eq!(security["freezePrototype"], true);
+        let csp = security["csp"].as_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(
+            security.get("devCsp").is_none(),
+            "one policy for every build"
+        );
+    }
+
     #[test]
     fn only_a_failed_single_instance_handover_starts_again() {
         assert!(super::is_failed_handover(

@@ -490,26 +490,18 @@ pub fn tokens_in_keyring() -> Vec<String> {
 /// The secrets the keyring holds for one profile: its session, revocation outbox and
 /// pending sign-in flows (the engine's entries `<profile>@<server>.session|outbox|flows`).
 pub fn tokens_in_keyring_for(profile: &str) -> Vec<String> {
+    // `secret-tool search` prints the items' attributes on stderr (their secrets on
+    // stdout): find the profile's entries there, then look each up.
     let out = Command::new("secret-tool")
         .args(["search", "--all", "--unlock", "service", "tessera"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let prefix = format!("attribute.username = {profile}@");
-    // One block per item: `[path]`, then `secret = …` and `attribute.… = …` lines.
-    text.split("\n[")
-        .filter(|item| item.lines().any(|l| l.starts_with(&prefix)))
-        .flat_map(|item| {
-            let mut tokens = Vec::new();
-            for line in item.lines() {
-                if let Some(secret) = line.strip_prefix("secret = ")
-                    && let Ok(v) = serde_json::from_str::<Value>(secret.trim_start_matches('V'))
-                {
-                    collect_tokens(&v, &mut tokens);
-                }
-            }
-            tokens
-        })
+    let prefix = format!("{profile}@");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("attribute.username = "))
+        .filter(|user| user.starts_with(&prefix))
+        .flat_map(|user| secret_tool_tokens(&["lookup", "service", "tessera", "username", user]))
         .collect()
 }
 

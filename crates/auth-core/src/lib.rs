@@ -27,6 +27,7 @@ mod client;
 pub mod clock;
 mod config;
 pub mod crash;
+mod decode;
 mod error;
 pub mod hook;
 mod http;

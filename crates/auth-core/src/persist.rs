@@ -152,5 +152,14 @@ mod tests {
         };
         assert!(!format!("{flow:?}").contains("v3rifier"));
         assert!(serde_json::to_string(&flow).unwrap().contains("v3rifier"));
+        let entry: OutboxEntry = serde_json::from_str(
+            r#"{"id":"o","scope":"local","access_token":"eyJ.secret.jwt","refresh_token":"r3fresh-t0ken","access_expires_at":0,"session_id":"s","user_email":"a@b","created_at":0,"attempts":0,"next_attempt_at":0}"#,
+        )
+        .unwrap();
+        let debug = format!("{entry:?}");
+        assert!(
+            !debug.contains("r3fresh") && !debug.contains("eyJ"),
+            "{debug}"
+        );
     }
 }

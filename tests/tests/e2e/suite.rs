@@ -17,6 +17,25 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
     h.create_user("ada@example.com").await;
     let app = h.open_app().await;
     assert_eq!(text(&app, "auth-status").await, "Signed out");
+    // The page's own defences: prototypes frozen (no pollution of Object.prototype by an
+    // injected script), and an injected <base> cannot redirect relative URLs.
+    let hardened = app
+        .execute(
+            "const base = document.createElement('base');
+             base.href = 'https://evil.example/';
+             document.head.appendChild(base);
+             const uri = document.baseURI;
+             base.remove();
+             return { frozen: Object.isFrozen(Object.prototype), base: uri };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hardened["frozen"], true, "{hardened}");
+    assert!(
+        !hardened["base"].as_str().unwrap().contains("evil.example"),
+        "base-uri is not locked: {hardened}"
+    );
     sign_in(&app, "ada@example.com").await;
     // The expiry countdown ticks while it is on screen (and only then: no timer otherwise).
     let first = text(&app, "expiry").await;

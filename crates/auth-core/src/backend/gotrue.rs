@@ -110,8 +110,7 @@ impl GoTrueApi {
             }
             return Err(e);
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| AuthError::InvalidResponse(format!("rpc/{function}: {e}")))
+        crate::decode::from_slice(&format!("rpc/{function}"), &bytes)
     }
 
     /// The user's sessions (`tessera_list_sessions`).
@@ -175,8 +174,7 @@ impl GoTrueApi {
         body: Option<Value>,
     ) -> Result<T, AuthError> {
         let (_, bytes) = self.send(method, path, bearer, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| AuthError::InvalidResponse(format!("{path}: {e}")))
+        crate::decode::from_slice(path, &bytes)
     }
 
     async fn call_empty(
@@ -282,13 +280,11 @@ impl AuthBackend for GoTrueApi {
             )
             .await?;
         if value.get("access_token").is_some() {
-            serde_json::from_value(value)
+            crate::decode::from_value("/signup", value)
                 .map(|s| SignUpResponse::Session(Box::new(s)))
-                .map_err(|e| AuthError::InvalidResponse(format!("/signup: {e}")))
         } else {
-            serde_json::from_value(value)
+            crate::decode::from_value("/signup", value)
                 .map(|u| SignUpResponse::ConfirmationSent(Box::new(u)))
-                .map_err(|e| AuthError::InvalidResponse(format!("/signup: {e}")))
         }
     }
 

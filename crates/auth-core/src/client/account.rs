@@ -17,7 +17,7 @@ impl AuthClient {
             Err(e) => return Err(e),
         };
         self.update_user_locally(raw.clone(), false).await?;
-        serde_json::from_value(raw).map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))
+        crate::decode::from_value("user", raw)
     }
 
     pub async fn update_user(&self, update: UserUpdate) -> Result<User, AuthError> {
@@ -25,7 +25,7 @@ impl AuthClient {
         let raw = self.inner.api.update_user(&token, &update).await;
         let raw = self.report(raw)?;
         self.update_user_locally(raw.clone(), true).await?;
-        serde_json::from_value(raw).map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))
+        crate::decode::from_value("user", raw)
     }
 
     pub async fn mfa_enroll(

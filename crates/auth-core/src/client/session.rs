@@ -42,8 +42,7 @@ impl Session {
                 "a session without tokens or lifetime".into(),
             ));
         }
-        let user: User = serde_json::from_value(user_raw.clone())
-            .map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))?;
+        let user: User = crate::decode::from_value("user", user_raw.clone())?;
         let claims = crate::jwt::decode_claims(access_token.expose_secret()).unwrap_or_default();
         let session_id = claims.session_id.unwrap_or_default();
         let aal = claims.aal.unwrap_or_else(|| "aal1".to_owned());
@@ -565,8 +564,7 @@ impl AuthClient {
         user_raw: Value,
         announce: bool,
     ) -> Result<(), AuthError> {
-        let user: User = serde_json::from_value(user_raw.clone())
-            .map_err(|e| AuthError::InvalidResponse(format!("user: {e}")))?;
+        let user: User = crate::decode::from_value("user", user_raw.clone())?;
         let inner = &self.inner;
         let _commit = inner.commit_gate.lock().await;
         let Some(mut session) = self.current() else {

@@ -1,5 +1,6 @@
 //! Deep links come from anywhere on the machine: the parser must never panic, and what it
-//! accepts must be one of the documented shapes with bounded, token-like fields.
+//! accepts must be one of the documented shapes with bounded, token-like fields, and an
+//! email link must name a flow.
 #![no_main]
 
 use auth_core::callback::{Callback, parse};
@@ -18,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         match callback {
             Callback::Code { flow, code } => assert!(!flow.is_empty() && !code.is_empty()),
             Callback::Error { code, .. } => assert!(!code.is_empty()),
-            Callback::TokenHash { kind, .. } => assert!(!kind.is_empty()),
+            // An email link is accepted only with the flow id of a sign-in of this app
+            // (a forged confirm link carries none).
+            Callback::TokenHash { kind, flow, .. } => {
+                assert!(!kind.is_empty() && !flow.is_empty(), "{input:?}")
+            }
             Callback::SignedOut { state } => assert!(!state.is_empty()),
         }
     }

@@ -84,9 +84,19 @@ async fn a_link_for_another_account_asks_naming_both_and_no_keeps_the_user() {
         "Signed in as alice@example.com",
         "nothing changes while the question is open"
     );
+    // The question carries who, never the link's tokens (secrets scan).
+    let webview = webview_contents(&app).await;
+    let issued: Vec<String> =
+        serde_json::from_value(h.get("/_emulator/issued-tokens").await).unwrap();
+    assert!(issued.len() >= 4, "Alice's and Bob's tokens are live");
     click(&app, "switch-decline").await;
     wait_text(&app, "message", |t| t.contains("stayed signed in")).await;
     assert_eq!(text(&app, "session-id").await, before);
     wait_no_sessions(&h, &bob).await;
+    let log = std::fs::read_to_string(&h.log).unwrap();
+    for t in &issued {
+        assert!(!webview.contains(t.as_str()), "a token reached the webview");
+        assert!(!log.contains(t.as_str()), "a token is in the app's log");
+    }
     app.close().await.unwrap();
 }

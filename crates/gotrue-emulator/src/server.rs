@@ -58,7 +58,8 @@ impl Emulator {
                 config.site_url
             )));
         }
-        let db = Db::open(config.db.as_deref(), config.is_embedded())?;
+        let secret = config.is_embedded().then_some(config.jwt_secret.as_str());
+        let db = Db::open(config.db.as_deref(), secret)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -424,3 +424,111 @@ fn the_secret_is_random_and_never_in_debug() {
     let config = Config::embedded(secret.clone(), "x.sqlite".into(), 0);
     assert!(!format!("{config:?}").contains(&secret));
 }
+
+#[tokio::test]
+async fn totp_secrets_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = new_jwt_secret();
+    let db = dir.path().join("emulator.sqlite");
+    let config = |secret: &str| Config {
+        bcrypt_cost: 4,
+        ..Config::embedded(secret.to_owned(), db.clone(), 0)
+    };
+    let env = Env::with(config(&secret)).await;
+    user(&env, "totp@example.com").await;
+    let session = env.sign_in("totp@example.com").await;
+    let bearer = access(&session);
+    let enrolled = env
+        .post_auth("/factors", &bearer, Some(json!({"factor_type": "totp"})))
+        .await
+        .assert_ok()
+        .clone();
+    let totp_secret = enrolled["totp"]["secret"].as_str().unwrap().to_owned();
+    let factor = enrolled["id"].as_str().unwrap().to_owned();
+    for (path, bytes) in folder_bytes(dir.path()) {
+        assert!(
+            !contains(&bytes, &totp_secret),
+            "{} holds the TOTP secret in plain",
+            path.display()
+        );
+    }
+    // The server still reads it: a challenge and a code from the secret verify.
+    env.emu.shutdown().await;
+    let env = Env::with(config(&secret)).await;
+    let session = env.sign_in("totp@example.com").await;
+    let bearer = access(&session);
+    let challenge = env
+        .post_auth(&format!("/factors/{factor}/challenge"), &bearer, None)
+        .await
+        .assert_ok()
+        .clone();
+    let code = totp_code(&totp_secret, env.emu.clock().now_secs());
+    env.post_auth(
+        &format!("/factors/{factor}/verify"),
+        &bearer,
+        Some(json!({"challenge_id": challenge["id"], "code": code})),
+    )
+    .await
+    .assert_ok();
+}
+
+fn totp_code(secret: &str, now: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
+        .unwrap()
+        .generate(now as u64)
+}
+
+#[tokio::test]
+async fn a_database_from_a_test_mode_server_is_cleaned_when_opened_embedded() {
+    // The app before the embedded mode ran a test-mode server on its data folder.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("emulator.sqlite");
+    let old = Env::with(Config {
+        db: Some(db.clone()),
+        ..Config::for_tests()
+    })
+    .await;
+    user(&old, "upgrade@example.com").await;
+    let session = old.sign_in("upgrade@example.com").await;
+    let enrolled = old
+        .post_auth(
+            "/factors",
+            &access(&session),
+            Some(json!({"factor_type": "totp"})),
+        )
+        .await
+        .assert_ok()
+        .clone();
+    old.post("/otp", json!({"email": "upgrade@example.com"}))
+        .await
+        .assert_ok();
+    let otp = old.emu.mail_for(Some("upgrade@example.com")).unwrap()[0]
+        .otp
+        .clone();
+    old.emu.shutdown().await;
+
+    let env = Env::with(Config {
+        bcrypt_cost: 4,
+        ..Config::embedded(new_jwt_secret(), db, 0)
+    })
+    .await;
+    let secrets = [
+        refresh_token(&session),
+        enrolled["totp"]["secret"].as_str().unwrap().to_owned(),
+        otp,
+    ];
+    for (path, bytes) in folder_bytes(dir.path()) {
+        for secret in &secrets {
+            assert!(
+                !contains(&bytes, secret),
+                "{} keeps a secret",
+                path.display()
+            );
+        }
+    }
+    // The user stays signed in across the upgrade.
+    env.refresh(&refresh_token(&session)).await.assert_ok();
+}

@@ -148,9 +148,10 @@ pub struct Db {
 
 impl Db {
     /// Opens (or creates) the database file, or an in-memory database for `None`.
-    /// `private` (the embedded mode) applies the rules of `private.rs`: tokens stored as
-    /// digests, the mailbox in memory, the files `0600`.
-    pub fn open(path: Option<&Path>, private: bool) -> rusqlite::Result<Self> {
+    /// With `secret` (the embedded mode's JWT secret) the rules of `private.rs` apply:
+    /// tokens stored as digests, TOTP secrets sealed, the mailbox in memory, files `0600`.
+    pub fn open(path: Option<&Path>, secret: Option<&str>) -> rusqlite::Result<Self> {
+        let private = secret.is_some();
         let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
         if let (Some(p), true) = (path, private) {
             private::prepare_file(p).map_err(io)?;
@@ -159,7 +160,7 @@ impl Db {
             Some(p) => Connection::open(p)?,
             None => Connection::open_in_memory()?,
         };
-        private::register_key(&conn, private)?;
+        private::register(&conn, secret.map(private::Sealer::new))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         if path.is_some() {
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn deleting_a_session_deletes_its_refresh_tokens() -> rusqlite::Result<()> {
-        let db = Db::open(None, false)?;
+        let db = Db::open(None, None)?;
         let conn = db.lock();
         let user = UserRow::new("authenticated", "authenticated", 1);
         user.save(&conn)?;
@@ -248,13 +249,13 @@ mod tests {
         std::fs::create_dir_all(&dir).map_err(|_| rusqlite::Error::InvalidQuery)?;
         let path = dir.join("db.sqlite");
         let id = {
-            let db = Db::open(Some(&path), false)?;
+            let db = Db::open(Some(&path), None)?;
             let mut user = UserRow::new("authenticated", "authenticated", 1);
             user.email = Some("a@example.com".into());
             user.save(&db.lock())?;
             user.id
         };
-        let db = Db::open(Some(&path), false)?;
+        let db = Db::open(Some(&path), None)?;
         let found = UserRow::find_by_email(&db.lock(), "A@example.com")?;
         assert_eq!(found.map(|u| u.id), Some(id));
         let _ = std::fs::remove_dir_all(&dir);

@@ -470,6 +470,11 @@ async fn totp_secrets_are_sealed_at_rest() {
     )
     .await
     .assert_ok();
+    // With another secret (the keyring entry lost) the account still works at aal1.
+    env.emu.shutdown().await;
+    let env = Env::with(config(&new_jwt_secret())).await;
+    let session = env.sign_in("totp@example.com").await;
+    env.get("/user", Some(&access(&session))).await.assert_ok();
 }
 
 fn totp_code(secret: &str, now: i64) -> String {

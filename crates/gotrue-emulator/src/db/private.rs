@@ -115,7 +115,16 @@ pub fn register(conn: &Connection, sealer: Option<Sealer>) -> rusqlite::Result<(
             let opener = sealer.clone();
             text_function(conn, "tessera_key", |v| Ok(digest(&v)), true)?;
             text_function(conn, "tessera_seal", move |v| sealer.seal(&v), false)?;
-            text_function(conn, "tessera_open", move |v| opener.open(&v), true)
+            // A value sealed under another secret (the keyring lost it) stays sealed: the
+            // factor is listed but its codes do not verify.
+            let open = move |v: String| match opener.open(&v) {
+                Ok(plain) => Ok(plain),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a TOTP secret does not open");
+                    Ok(v)
+                }
+            };
+            text_function(conn, "tessera_open", open, true)
         }
         None => {
             for name in ["tessera_key", "tessera_seal", "tessera_open"] {

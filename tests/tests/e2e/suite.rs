@@ -739,5 +739,10 @@ async fn the_embedded_server_is_closed_to_everyone_but_the_app() {
         assert_eq!(mode(&folder), 0o700);
         assert_eq!(mode(&folder.join("emulator.sqlite")), 0o600);
     }
+    // The app's own requests still pass every check: a global sign-out reaches the server.
+    click(&app, "sign-out-global").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    // "Signed out." only when the server confirmed (not "could not be reached").
+    wait_text(&app, "message", |t| t == "Signed out.").await;
     app.close().await.unwrap();
 }

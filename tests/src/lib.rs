@@ -40,7 +40,7 @@ fn tauri_driver() -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -173,7 +173,31 @@ impl Harness {
     /// As [`Harness::with`], with more environment for the app (e.g. a logout hook URL).
     pub async fn with_env(config: Config, app_env: &[(&str, &str)]) -> Self {
         let env = Env::with(config).await;
-        let emu = &env.emu;
+        let (url, key) = (env.emu.url().to_owned(), env.emu.anon_key().to_owned());
+        let mut all = vec![
+            ("TESSERA_AUTH_URL", url.as_str()),
+            ("TESSERA_ANON_KEY", &key),
+        ];
+        all.extend_from_slice(app_env);
+        Self::launch(env, &all).await
+    }
+
+    /// The app as a user starts it: no server configured, so it runs its embedded server
+    /// on `port` (`TESSERA_EMULATOR_PORT`), with its data folder under `data`
+    /// (`XDG_DATA_HOME`). The harness's own emulator is not the app's server then.
+    pub async fn embedded(port: u16, data: &Path) -> Self {
+        let env = Env::with(Config::for_tests()).await;
+        let port = port.to_string();
+        let data = data.to_string_lossy().into_owned();
+        Self::launch(
+            env,
+            &[("TESSERA_EMULATOR_PORT", &port), ("XDG_DATA_HOME", &data)],
+        )
+        .await
+    }
+
+    /// Starts tauri-driver, which starts the app with `app_env` (and its profile).
+    async fn launch(env: Env, app_env: &[(&str, &str)]) -> Self {
         let profile = format!(
             "e2e-{}",
             std::process::id() as u128 * 1000 + (Instant::now().elapsed().as_nanos() % 1000)
@@ -190,8 +214,8 @@ impl Harness {
                 "--native-port",
                 &native.to_string(),
             ])
-            .env("TESSERA_AUTH_URL", emu.url())
-            .env("TESSERA_ANON_KEY", emu.anon_key())
+            .env_remove("TESSERA_AUTH_URL")
+            .env_remove("TESSERA_ANON_KEY")
             .env("TESSERA_PROFILE", &profile)
             .env("TESSERA_LOG", "info")
             .envs(app_env.iter().copied())

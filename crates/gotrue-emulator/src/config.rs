@@ -32,9 +32,28 @@ pub const OAUTH_PROVIDERS: &[&str] = &[
     "zoom",
 ];
 
-/// Everything that changes how the emulator behaves.
-#[derive(Debug, Clone)]
+/// What the emulator is run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// A test server: `/_emulator/*` (mail, faults, issued tokens, time, the fake OAuth
+    /// provider) and the admin API are served, data is stored as GoTrue stores it, any
+    /// `Host` and body type is accepted. Every test suite runs against this mode.
+    #[default]
+    Test,
+    /// The user's own server inside an app (see [`Config::embedded`]): no `/_emulator/*`
+    /// and no admin API (not mounted: 404), an API key signed with the install's secret
+    /// on every route but `GET /verify`, only `Host: 127.0.0.1:<port>` or
+    /// `localhost:<port>` (421 otherwise), JSON bodies only (415), no CORS, no OAuth
+    /// providers, refresh tokens stored as SHA-256, mail kept in memory only, and the
+    /// database file `0600`.
+    Embedded,
+}
+
+/// Everything that changes how the emulator behaves. Its `Debug` hides the JWT secret.
+#[derive(Clone)]
 pub struct Config {
+    /// Test server or embedded server.
+    pub mode: Mode,
     /// Address to listen on (loopback by default).
     pub host: IpAddr,
     /// Port; 0 picks a free one.
@@ -90,6 +109,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            mode: Mode::Test,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: DEFAULT_PORT,
             db: None,
@@ -135,7 +155,51 @@ impl Config {
         }
     }
 
+    /// The user's own server inside an app: on loopback `port` (0 = any free port), its
+    /// database at `db`, and `jwt_secret` — a per-install random secret the app keeps in
+    /// the OS keyring ([`new_jwt_secret`]) — signing every token and the anon key.
+    /// No role may use the admin API.
+    pub fn embedded(jwt_secret: String, db: PathBuf, port: u16) -> Self {
+        Self {
+            mode: Mode::Embedded,
+            port,
+            db: Some(db),
+            jwt_secret,
+            jwt_admin_roles: Vec::new(),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.mode == Mode::Embedded
+    }
+
     pub(crate) fn is_admin_role(&self, role: &str) -> bool {
         self.jwt_admin_roles.iter().any(|r| r == role)
     }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("mode", &self.mode)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("jwt_secret", &"<redacted>")
+            .field("jwt_exp", &self.jwt_exp)
+            .field("jwt_aud", &self.jwt_aud)
+            .field("site_url", &self.site_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh secret for [`Config::embedded`]: 32 random bytes (rand's thread generator, a
+/// CSPRNG seeded by the OS), hex-encoded; the 64 characters are the HS256 key, as GoTrue
+/// takes its secret.
+pub fn new_jwt_secret() -> String {
+    use rand::Rng;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    hex::encode(bytes)
 }

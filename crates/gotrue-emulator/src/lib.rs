@@ -6,6 +6,9 @@
 //! adds a few test-only routes under `/_emulator/` (captured mail, fault injection, a session
 //! list, a controllable clock and a fake OAuth provider).
 //!
+//! An app can also embed it as the user's own server ([`Config::embedded`], [`Mode`]):
+//! then none of the test routes exist and the server is closed to other origins.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), gotrue_emulator::StartError> {
 //! use gotrue_emulator::{Config, Emulator};
@@ -33,7 +36,7 @@ mod server;
 mod tokens;
 
 pub use clock::Clock;
-pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT};
+pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, Mode, new_jwt_secret};
 pub use db::MailRow as Mail;
 pub use duration::parse_go_duration;
 pub use server::{AdminError, Emulator, EmulatorHandle, NewUser, StartError};

@@ -49,13 +49,17 @@ impl Emulator {
                 "the JWT secret must be at least 32 characters".into(),
             ));
         }
+        if config.is_embedded() {
+            check_embedded(&config)?;
+        }
         if url::Url::parse(&config.site_url).is_err() {
             return Err(StartError::Config(format!(
                 "site URL {:?} is not a URL",
                 config.site_url
             )));
         }
-        let db = Db::open(config.db.as_deref())?;
+        let secret = config.is_embedded().then_some(config.jwt_secret.as_str());
+        let db = Db::open(config.db.as_deref(), secret)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -84,6 +88,10 @@ impl Emulator {
             keys,
             external_url,
             stats: api::Stats::default(),
+            allowed_hosts: vec![
+                format!("127.0.0.1:{}", local.port()),
+                format!("localhost:{}", local.port()),
+            ],
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared.clone(), shutdown_rx));
@@ -98,6 +106,21 @@ impl Emulator {
             task: Some(task),
         })
     }
+}
+
+/// An embedded server must be the install's own: its own strong secret, on loopback.
+fn check_embedded(config: &Config) -> Result<(), StartError> {
+    if config.jwt_secret.len() < 64 || config.jwt_secret == crate::config::DEFAULT_JWT_SECRET {
+        return Err(StartError::Config(
+            "an embedded server needs its own random JWT secret (new_jwt_secret)".into(),
+        ));
+    }
+    if config.host != std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        return Err(StartError::Config(
+            "an embedded server listens on 127.0.0.1 only".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A user to create with [`EmulatorHandle::create_user`]. Its `Debug` hides the password.

@@ -665,6 +665,107 @@ async fn the_same_app_on_a_supertokens_backend() {
     app.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_embedded_server_is_closed_to_everyone_but_the_app() {
+    // Started as a user starts it: no server configured, a fresh data folder.
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let h = Harness::embedded(port, data.path()).await;
+    let app = h.open_app().await;
+    assert_eq!(text(&app, "auth-status").await, "Signed out");
+    // The app itself signs in to its server (the demo account it shows).
+    fill(&app, "email", "demo@tessera.dev").await;
+    fill(&app, "password", "tessera-demo").await;
+    click(&app, "sign-in").await;
+    wait_status(&app, |s| s == "Signed in as demo@tessera.dev").await;
+    click(&app, "refresh").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Another process on this machine, or a page in a browser, probes the port.
+    let base = format!("http://127.0.0.1:{port}");
+    let http = &h.http;
+    let send = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap() };
+    // The harness's emulator is a test server with Supabase's public demo secret: its
+    // keys are the well-known demo keys.
+    let (demo_anon, demo_service) = (h.emu.anon_key(), h.emu.service_role_key());
+    for path in [
+        "/_emulator/issued-tokens",
+        "/_emulator/mail",
+        "/_emulator/sessions",
+        "/auth/v1/_emulator/issued-tokens",
+    ] {
+        let r = send(
+            http.get(format!("{base}{path}"))
+                .header("apikey", demo_anon),
+        )
+        .await;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let sign_in = json!({"email": "demo@tessera.dev", "password": "tessera-demo"});
+    for key in [demo_anon, demo_service] {
+        let r = send(
+            http.post(format!("{base}/token?grant_type=password"))
+                .header("apikey", key)
+                .json(&sign_in),
+        )
+        .await;
+        assert_eq!(r.status(), 401, "a demo key signed in");
+    }
+    let r = send(
+        http.get(format!("{base}/admin/users"))
+            .header("apikey", demo_service)
+            .bearer_auth(demo_service),
+    )
+    .await;
+    assert_eq!(r.status(), 404, "the admin API answered");
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1.
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".into(),
+    ] {
+        let r = send(http.get(format!("{base}/health")).header("host", host)).await;
+        assert_eq!(r.status(), 421);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error_code"], "request_not_allowed");
+    }
+    // A page's no-preflight POST.
+    let r = send(
+        http.post(format!("{base}/token?grant_type=password"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(sign_in.to_string()),
+    )
+    .await;
+    assert_eq!(r.status(), 415);
+    let r = send(
+        http.request(reqwest::Method::OPTIONS, format!("{base}/user"))
+            .header("origin", "https://attacker.example")
+            .header("access-control-request-method", "GET"),
+    )
+    .await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // At rest: the folder is private, and the app's refresh token is not in it.
+    let folder = data.path().join("dev.tessera.desktop");
+    let tokens = tokens_in_keyring_for(&h.profile);
+    assert!(!tokens.is_empty(), "the app's session is in the keyring");
+    let hits = files_containing(&folder, &tokens);
+    assert!(hits.is_empty(), "tokens in {hits:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&folder.join("emulator.sqlite")), 0o600);
+    }
+    // The app's own requests still pass every check: a global sign-out reaches the server.
+    click(&app, "sign-out-global").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    // "Signed out." only when the server confirmed (not "could not be reached").
+    wait_text(&app, "message", |t| t == "Signed out.").await;
+    app.close().await.unwrap();
+}
+
 /// Deep links as an attacker sends them (see `links.rs`).
 #[path = "links.rs"]
 mod links;

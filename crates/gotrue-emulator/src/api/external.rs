@@ -42,6 +42,13 @@ pub async fn authorize(
             "Unsupported provider: provider {provider} could not be found"
         )));
     }
+    // The fake provider is a test server's: an embedded server has no provider enabled.
+    if state.config.is_embedded() {
+        return Err(ApiError::bad_request(
+            "provider_disabled",
+            "Unsupported provider: Provider is not enabled",
+        ));
+    }
     let pkce = pkce_params(
         query.get("code_challenge").map(String::as_str),
         query.get("code_challenge_method").map(String::as_str),

@@ -51,7 +51,10 @@ pub async fn settings(State(state): State<AppState>) -> Json<Value> {
         json!(state.config.anonymous_users),
     );
     for name in EXTERNAL {
-        external.insert((*name).into(), json!(OAUTH_PROVIDERS.contains(name)));
+        external.insert(
+            (*name).into(),
+            json!(!state.config.is_embedded() && OAUTH_PROVIDERS.contains(name)),
+        );
     }
     external.insert("email".into(), json!(true));
     external.insert("phone".into(), json!(false));

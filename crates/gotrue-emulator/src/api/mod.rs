@@ -6,6 +6,7 @@ mod admin;
 mod emulator;
 mod external;
 mod extract;
+mod guard;
 mod meta;
 mod mfa;
 mod otp;
@@ -52,12 +53,17 @@ pub struct Shared {
     /// Request counters for `GET /_emulator/stats`.
     pub stats: Stats,
     /// Every access and refresh token issued, for `GET /_emulator/issued-tokens` (the
-    /// secrets scans look for them in what clients wrote).
+    /// secrets scans look for them in what clients wrote). Not kept in embedded mode.
     pub issued: std::sync::Mutex<Vec<String>>,
+    /// The `Host` values served in embedded mode (`127.0.0.1:<port>`, `localhost:<port>`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Shared {
     fn record_issued(&self, tokens: [&str; 2]) {
+        if self.config.is_embedded() {
+            return;
+        }
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         issued.extend(tokens.iter().map(|t| (*t).to_owned()));
     }
@@ -134,6 +140,11 @@ fn gotrue_routes() -> Router<AppState> {
         .route("/factors/{id}", axum::routing::delete(mfa::unenroll))
         .route("/factors/{id}/challenge", post(mfa::challenge))
         .route("/factors/{id}/verify", post(mfa::verify))
+}
+
+/// The admin API (`service_role`), and the test routes: a test server's only.
+fn test_server_routes() -> Router<AppState> {
+    Router::new()
         .route("/admin/generate_link", post(admin::generate_link))
         .route(
             "/admin/users",
@@ -172,17 +183,34 @@ fn gotrue_routes() -> Router<AppState> {
 }
 
 /// The whole application: served at the root and under `/auth/v1` (Supabase's gateway prefix).
+///
+/// In embedded mode the admin API and `/_emulator/*` are not mounted (404), every matched
+/// route wants the install's API key, and every request passes the `guard` checks.
 pub fn router(state: AppState) -> Router {
-    let routes = gotrue_routes();
-    Router::new()
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let embedded = state.config.is_embedded();
+    let mut routes = gotrue_routes();
+    if !embedded {
+        routes = routes.merge(test_server_routes());
+    }
+    let mut app = Router::new()
         .merge(routes.clone())
         .nest("/auth/v1", routes)
         // PostgREST, for the SQL functions of Tessera's "Your devices" migration.
-        .route("/rest/v1/rpc/{name}", axum::routing::post(rest::rpc))
+        .route("/rest/v1/rpc/{name}", axum::routing::post(rest::rpc));
+    if embedded {
+        app = app.route_layer(from_fn_with_state(state.clone(), guard::api_key));
+    }
+    app = app
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn(error::versioned_errors))
-        .layer(axum::middleware::from_fn(access_log))
+        .method_not_allowed_fallback(error::method_not_allowed);
+    if embedded {
+        app = app
+            .layer(from_fn(guard::json_only))
+            .layer(from_fn_with_state(state.clone(), guard::host));
+    }
+    app.layer(from_fn(error::versioned_errors))
+        .layer(from_fn(access_log))
         .with_state(state)
 }
 

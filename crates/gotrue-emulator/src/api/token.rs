@@ -149,7 +149,18 @@ fn refresh_grant(
         let active = RefreshTokenRow::active_for_session(&tx, &session.id)?;
         match active {
             // The client lost the answer to its last refresh: hand it the live token again.
-            Some(active) if active.parent.as_deref() == Some(token.token.as_str()) => active,
+            Some(active)
+                if active.parent.as_deref() == Some(token.token.as_str())
+                    && !state.config.is_embedded() =>
+            {
+                active
+            }
+            // Embedded, the live token is stored as a digest and cannot be handed out
+            // again: it is replaced by a fresh child of the replayed token.
+            Some(active) if active.parent.as_deref() == Some(token.token.as_str()) => {
+                RefreshTokenRow::revoke(&tx, active.id, now)?;
+                RefreshTokenRow::create(&tx, &user.id, &session.id, Some(&token.token), now)?
+            }
             // Inside the reuse interval (concurrent refreshes): a fresh child of this token.
             _ if now <= token.updated_at.saturating_add(reuse_window) => {
                 RefreshTokenRow::create(&tx, &user.id, &session.id, Some(&token.token), now)?

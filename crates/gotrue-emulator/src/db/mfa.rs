@@ -34,7 +34,7 @@ impl FactorRow {
     pub fn save(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute(
             "INSERT INTO mfa_factors (id, user_id, friendly_name, factor_type, status, secret,
-                created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, tessera_seal(?6), ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET status = excluded.status,
                 friendly_name = excluded.friendly_name, updated_at = excluded.updated_at",
             params![
@@ -52,8 +52,12 @@ impl FactorRow {
     }
 
     pub fn for_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<Self>> {
-        let mut stmt =
-            conn.prepare("SELECT * FROM mfa_factors WHERE user_id = ?1 ORDER BY created_at")?;
+        // The secret as stored is sealed in embedded mode (`tessera_open`: db/private.rs).
+        let mut stmt = conn.prepare(
+            "SELECT id, user_id, friendly_name, factor_type, status,
+                tessera_open(secret) AS secret, created_at, updated_at
+             FROM mfa_factors WHERE user_id = ?1 ORDER BY created_at",
+        )?;
         stmt.query_map([user_id], Self::from_row)?.collect()
     }
 

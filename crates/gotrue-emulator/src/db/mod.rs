@@ -116,6 +116,17 @@ CREATE TABLE IF NOT EXISTS mfa_challenges (
     created_at INTEGER NOT NULL,
     verified_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS oauth_grants (
+    code TEXT PRIMARY KEY,
+    flow_state_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    email TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#;
+
+/// The captured mailbox: a table in the file for a test server, in memory when embedded.
+const MAILS_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS mails (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     recipient TEXT NOT NULL,
@@ -125,13 +136,6 @@ CREATE TABLE IF NOT EXISTS mails (
     token_hash TEXT NOT NULL,
     action_link TEXT NOT NULL,
     redirect_to TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS oauth_grants (
-    code TEXT PRIMARY KEY,
-    flow_state_id TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    email TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
 "#;
@@ -144,11 +148,19 @@ pub struct Db {
 
 impl Db {
     /// Opens (or creates) the database file, or an in-memory database for `None`.
-    pub fn open(path: Option<&Path>) -> rusqlite::Result<Self> {
+    /// With `secret` (the embedded mode's JWT secret) the rules of `private.rs` apply:
+    /// tokens stored as digests, TOTP secrets sealed, the mailbox in memory, files `0600`.
+    pub fn open(path: Option<&Path>, secret: Option<&str>) -> rusqlite::Result<Self> {
+        let private = secret.is_some();
+        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        if let (Some(p), true) = (path, private) {
+            private::prepare_file(p).map_err(io)?;
+        }
         let conn = match path {
             Some(p) => Connection::open(p)?,
             None => Connection::open_in_memory()?,
         };
+        private::register(&conn, secret.map(private::Sealer::new))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         if path.is_some() {
@@ -161,7 +173,15 @@ impl Db {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        if private {
+            private::harden(&conn, MAILS_SCHEMA)?;
+        } else {
+            conn.execute_batch(MAILS_SCHEMA)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        if let (Some(p), true) = (path, private) {
+            private::restrict(p).map_err(io)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -183,6 +203,7 @@ pub(crate) fn json_col(row: &Row<'_>, col: &str) -> rusqlite::Result<Value> {
 mod mail;
 mod mfa;
 mod one_time;
+mod private;
 mod sessions;
 mod users;
 
@@ -198,7 +219,7 @@ mod tests {
 
     #[test]
     fn deleting_a_session_deletes_its_refresh_tokens() -> rusqlite::Result<()> {
-        let db = Db::open(None)?;
+        let db = Db::open(None, None)?;
         let conn = db.lock();
         let user = UserRow::new("authenticated", "authenticated", 1);
         user.save(&conn)?;
@@ -228,13 +249,13 @@ mod tests {
         std::fs::create_dir_all(&dir).map_err(|_| rusqlite::Error::InvalidQuery)?;
         let path = dir.join("db.sqlite");
         let id = {
-            let db = Db::open(Some(&path))?;
+            let db = Db::open(Some(&path), None)?;
             let mut user = UserRow::new("authenticated", "authenticated", 1);
             user.email = Some("a@example.com".into());
             user.save(&db.lock())?;
             user.id
         };
-        let db = Db::open(Some(&path))?;
+        let db = Db::open(Some(&path), None)?;
         let found = UserRow::find_by_email(&db.lock(), "A@example.com")?;
         assert_eq!(found.map(|u| u.id), Some(id));
         let _ = std::fs::remove_dir_all(&dir);

@@ -41,7 +41,7 @@ impl OneTimeTokenRow {
         )?;
         conn.execute(
             "INSERT INTO one_time_tokens (id, user_id, token_type, token_hash, relates_to,
-                flow_state_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                flow_state_id, created_at) VALUES (?1, ?2, ?3, tessera_key(?4), ?5, ?6, ?7)",
             params![
                 self.id,
                 self.user_id,
@@ -64,7 +64,8 @@ impl OneTimeTokenRow {
         let bare = hash.strip_prefix("pkce_").unwrap_or(hash);
         let prefixed = format!("pkce_{bare}");
         let mut stmt = conn.prepare(
-            "SELECT * FROM one_time_tokens WHERE token_hash IN (?1, ?2) ORDER BY created_at DESC",
+            "SELECT * FROM one_time_tokens
+             WHERE token_hash IN (tessera_key(?1), tessera_key(?2)) ORDER BY created_at DESC",
         )?;
         let rows: Vec<Self> = stmt
             .query_map([bare, prefixed.as_str()], Self::from_row)?

@@ -112,7 +112,10 @@ impl SessionRow {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A refresh token. `token` is the plaintext for a row just made by [`Self::create`]; for
+/// a row read back it is the stored form (`tessera_key`: the plaintext for a test server,
+/// its SHA-256 when embedded), as is `parent`.
+#[derive(Clone)]
 pub struct RefreshTokenRow {
     pub id: i64,
     pub token: String,
@@ -121,6 +124,16 @@ pub struct RefreshTokenRow {
     pub parent: Option<String>,
     pub revoked: bool,
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for RefreshTokenRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenRow")
+            .field("id", &self.id)
+            .field("session_id", &self.session_id)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RefreshTokenRow {
@@ -147,7 +160,7 @@ impl RefreshTokenRow {
         let token = crate::tokens::new_refresh_token();
         conn.execute(
             "INSERT INTO refresh_tokens (token, user_id, session_id, parent, revoked, created_at,
-                updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+                updated_at) VALUES (tessera_key(?1), ?2, ?3, ?4, 0, ?5, ?5)",
             params![token, user_id, session_id, parent, now],
         )?;
         Ok(Self {
@@ -163,7 +176,7 @@ impl RefreshTokenRow {
 
     pub fn find(conn: &Connection, token: &str) -> rusqlite::Result<Option<Self>> {
         conn.query_row(
-            "SELECT * FROM refresh_tokens WHERE token = ?1",
+            "SELECT * FROM refresh_tokens WHERE token = tessera_key(?1)",
             [token],
             Self::from_row,
         )

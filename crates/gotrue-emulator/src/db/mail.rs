@@ -17,21 +17,33 @@ pub struct MailRow {
     pub token_hash: String,
     pub action_link: String,
     pub redirect_to: Option<String>,
+    /// The link an email template that goes straight to the app renders:
+    /// `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` (Tessera's README).
+    /// `None` without a redirect URL, and for reauthentication (a code only).
+    pub app_link: Option<String>,
     pub created_at: String,
 }
 
 impl MailRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         let created: i64 = r.get("created_at")?;
+        let mail_type: String = r.get("mail_type")?;
+        let token_hash: String = r.get("token_hash")?;
+        let redirect_to: Option<String> = r.get("redirect_to")?;
+        let app_link = redirect_to
+            .as_deref()
+            .filter(|r| !r.is_empty() && mail_type != "reauthentication")
+            .map(|r| format!("{r}&token_hash={token_hash}&type={mail_type}"));
         Ok(Self {
             id: r.get("id")?,
             to: r.get("recipient")?,
             subject: r.get("subject")?,
-            mail_type: r.get("mail_type")?,
+            mail_type,
             otp: r.get("otp")?,
-            token_hash: r.get("token_hash")?,
+            token_hash,
             action_link: r.get("action_link")?,
-            redirect_to: r.get("redirect_to")?,
+            redirect_to,
+            app_link,
             created_at: crate::clock::rfc3339(created),
         })
     }

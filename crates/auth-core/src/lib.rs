@@ -28,6 +28,7 @@ pub mod clock;
 mod config;
 pub mod crash;
 mod error;
+pub mod expiry;
 pub mod hook;
 mod http;
 pub mod jwt;

@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 /// Why the secure storage failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,6 +53,9 @@ pub trait SecretStore: Send + Sync + fmt::Debug + 'static {
     /// Removes the value; removing a missing value is not an error.
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
+
+mod chunked;
+pub use chunked::{ChunkedStore, WINDOWS_MAX_ENTRY};
 
 // ---------------------------------------------------------------------------------------
 
@@ -133,142 +134,6 @@ impl<T: SecretStore> SecretStore for Arc<T> {
 }
 
 // ---------------------------------------------------------------------------------------
-
-/// Splits values over several entries when they exceed `max_entry` bytes.
-///
-/// Layout: the entry `key` holds either `V` + the value, or a manifest
-/// `C<generation>:<count>:<sha256 hex>`; chunks live at `key#<generation>.<i>`. A save
-/// writes the new chunks, then the manifest (the commit point), then deletes the old
-/// generation, so a crash leaves the old or the new value, never a mix.
-#[derive(Debug)]
-pub struct ChunkedStore<S> {
-    inner: S,
-    max_entry: usize,
-}
-
-/// Windows Credential Manager's limit per credential blob.
-pub const WINDOWS_MAX_ENTRY: usize = 2560;
-
-impl<S: SecretStore> ChunkedStore<S> {
-    /// `max_entry` must leave room for the manifest (at least 96 bytes).
-    pub fn new(inner: S, max_entry: usize) -> Self {
-        Self {
-            inner,
-            max_entry: max_entry.max(96),
-        }
-    }
-
-    fn manifest(&self, key: &str) -> Result<Option<Manifest>, StoreError> {
-        match self.inner.load(key)? {
-            Some(raw) if raw.first() == Some(&b'C') => Manifest::parse(&raw[1..]).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    fn delete_chunks(&self, key: &str, m: &Manifest) -> Result<(), StoreError> {
-        for i in 0..m.count {
-            self.inner.delete(&format!("{key}#{}.{i}", m.generation))?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct Manifest {
-    generation: u64,
-    count: usize,
-    sha256: String,
-}
-
-impl Manifest {
-    fn parse(raw: &[u8]) -> Result<Self, StoreError> {
-        let text =
-            std::str::from_utf8(raw).map_err(|_| StoreError::Corrupt("chunk manifest".into()))?;
-        let mut parts = text.split(':');
-        let bad = || StoreError::Corrupt("chunk manifest".into());
-        let generation = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let count = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let sha256 = parts.next().ok_or_else(bad)?.to_owned();
-        Ok(Self {
-            generation,
-            count,
-            sha256,
-        })
-    }
-}
-
-impl<S: SecretStore> SecretStore for ChunkedStore<S> {
-    fn load(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(raw) = self.inner.load(key)? else {
-            return Ok(None);
-        };
-        match raw.first() {
-            Some(b'V') => Ok(Some(raw[1..].to_vec())),
-            Some(b'C') => {
-                let m = Manifest::parse(&raw[1..])?;
-                let mut value = Vec::new();
-                for i in 0..m.count {
-                    let chunk = self
-                        .inner
-                        .load(&format!("{key}#{}.{i}", m.generation))?
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!("chunk {i} of {key} is missing"))
-                        })?;
-                    value.extend_from_slice(&chunk);
-                }
-                if hex(&Sha256::digest(&value)) != m.sha256 {
-                    return Err(StoreError::Corrupt(format!(
-                        "chunks of {key} do not match their checksum"
-                    )));
-                }
-                Ok(Some(value))
-            }
-            _ => Err(StoreError::Corrupt(format!(
-                "unknown entry format for {key}"
-            ))),
-        }
-    }
-
-    fn save(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let old = self.manifest(key).ok().flatten();
-        if value.len() < self.max_entry {
-            let mut raw = Vec::with_capacity(value.len() + 1);
-            raw.push(b'V');
-            raw.extend_from_slice(value);
-            self.inner.save(key, &raw)?;
-        } else {
-            let generation = old.as_ref().map_or(1, |m| m.generation + 1);
-            let chunks: Vec<&[u8]> = value.chunks(self.max_entry).collect();
-            for (i, chunk) in chunks.iter().enumerate() {
-                self.inner.save(&format!("{key}#{generation}.{i}"), chunk)?;
-            }
-            let manifest = format!(
-                "C{generation}:{}:{}",
-                chunks.len(),
-                hex(&Sha256::digest(value))
-            );
-            self.inner.save(key, manifest.as_bytes())?;
-        }
-        if let Some(old) = old {
-            // Best effort: leftovers of an old generation are unreachable, not harmful.
-            let _ = self.delete_chunks(key, &old);
-        }
-        Ok(())
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let old = self.manifest(key).ok().flatten();
-        self.inner.delete(key)?;
-        if let Some(old) = old {
-            self.delete_chunks(key, &old)?;
-        }
-        Ok(())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -391,82 +256,105 @@ impl SecretStore for KeyringStore {
 
 /// The async face of a [`SecretStore`]: calls run on the blocking pool, bounded by a
 /// time-out.
+///
+/// A call that times out is not cancelled — a keyring waiting for the user may still
+/// write long after. So the calls on one key run strictly in the order they were made:
+/// each waits for the previous one on that key to really return, whether or not its
+/// caller is still waiting. A write that timed out can therefore land late, but never
+/// over a write or removal made after it.
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn SecretStore>,
     timeout: Duration,
+    /// Per key, the end of the queue: the receiver whose sender the last call made on
+    /// that key drops when it has really returned.
+    queues: Arc<Mutex<HashMap<String, tokio::sync::oneshot::Receiver<()>>>>,
 }
+
+/// Something held until a store call has really returned (a cross-process lock guard).
+pub type Hold = Box<dyn std::any::Any + Send>;
 
 impl Store {
     pub fn new(inner: Arc<dyn SecretStore>, timeout: Duration) -> Self {
-        Self { inner, timeout }
+        Self {
+            inner,
+            timeout,
+            queues: Arc::default(),
+        }
+    }
+
+    /// Joins the key's queue: the call before this one (to wait for), and this call's
+    /// own place (dropped when it has returned).
+    fn enqueue(
+        &self,
+        key: &str,
+    ) -> (
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (done, next) = tokio::sync::oneshot::channel();
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        (queues.insert(key.to_owned(), next), done)
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        key: &str,
+        hold: Option<Hold>,
         f: impl FnOnce(&dyn SecretStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || f(inner.as_ref()));
+        // The place in the key's queue is taken now, in call order.
+        let (previous, done) = self.enqueue(key);
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                // Ends when the previous call has returned (its sender is dropped).
+                let _ = previous.await;
+            }
+            let result = tokio::task::spawn_blocking(move || f(inner.as_ref())).await;
+            drop(hold);
+            drop(done);
+            result
+        });
         match tokio::time::timeout(self.timeout, task).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(Ok(result))) => result,
+            Ok(Ok(Err(join))) => Err(StoreError::Failed(format!("storage task failed: {join}"))),
             Ok(Err(join)) => Err(StoreError::Failed(format!("storage task failed: {join}"))),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
 
     pub async fn load(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_owned();
-        self.run(move |s| s.load(&key)).await
+        let owned = key.to_owned();
+        self.run(key, None, move |s| s.load(&owned)).await
     }
 
     pub async fn save(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.run(move |s| s.save(&key, &value)).await
+        self.save_holding(key, value, None).await
+    }
+
+    /// Saves, keeping `hold` (a cross-process lock guard) until the write has really
+    /// returned — also when the caller stopped waiting — so that no other process writes
+    /// in between and is then overwritten by this late write.
+    pub async fn save_holding(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        hold: Option<Hold>,
+    ) -> Result<(), StoreError> {
+        let owned = key.to_owned();
+        self.run(key, hold, move |s| s.save(&owned, &value)).await
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.run(move |s| s.delete(&key)).await
+        let owned = key.to_owned();
+        self.run(key, None, move |s| s.delete(&owned)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_store_round_trips_and_cleans_up() {
-        let mem = Arc::new(MemoryStore::new());
-        let store = ChunkedStore::new(mem.clone(), 100);
-        let big: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-        store.save("session", &big).unwrap();
-        assert!(mem.dump().len() > 5, "split over several entries");
-        assert!(mem.dump().iter().all(|(_, v)| v.len() <= 100));
-        assert_eq!(store.load("session").unwrap(), Some(big.clone()));
-
-        // Overwrite with a bigger value, then a small one: old chunks go.
-        let bigger: Vec<u8> = big.iter().chain(big.iter()).copied().collect();
-        store.save("session", &bigger).unwrap();
-        assert_eq!(store.load("session").unwrap(), Some(bigger));
-        store.save("session", b"small").unwrap();
-        assert_eq!(store.load("session").unwrap(), Some(b"small".to_vec()));
-        assert_eq!(mem.dump().len(), 1);
-        store.delete("session").unwrap();
-        assert!(mem.dump().is_empty());
-        assert_eq!(store.load("session").unwrap(), None);
-    }
-
-    #[test]
-    fn chunked_store_detects_a_missing_or_altered_chunk() {
-        let mem = Arc::new(MemoryStore::new());
-        let store = ChunkedStore::new(mem.clone(), 100);
-        store.save("k", &[7u8; 500]).unwrap();
-        mem.save("k#1.2", &[0u8; 100]).unwrap();
-        assert!(matches!(store.load("k"), Err(StoreError::Corrupt(_))));
-        mem.delete("k#1.2").unwrap();
-        assert!(matches!(store.load("k"), Err(StoreError::Corrupt(_))));
-    }
 
     #[tokio::test]
     async fn async_store_bounds_a_blocked_call() {
@@ -489,5 +377,41 @@ mod tests {
             store.load("x").await,
             Err(StoreError::Timeout(Duration::from_millis(50)))
         );
+    }
+
+    /// A write that timed out lands late, but before the calls made after it.
+    #[tokio::test]
+    async fn a_late_write_never_lands_over_a_later_call() {
+        #[derive(Debug, Default)]
+        struct SlowFirst {
+            mem: MemoryStore,
+            slow: AtomicBool,
+        }
+        impl SecretStore for SlowFirst {
+            fn load(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                self.mem.load(key)
+            }
+            fn save(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+                if !self.slow.swap(true, Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                self.mem.save(key, value)
+            }
+            fn delete(&self, key: &str) -> Result<(), StoreError> {
+                self.mem.delete(key)
+            }
+        }
+        let inner = Arc::new(SlowFirst::default());
+        let store = Store::new(inner.clone(), Duration::from_millis(50));
+        assert!(matches!(
+            store.save("k", b"old".to_vec()).await,
+            Err(StoreError::Timeout(_))
+        ));
+        let _ = store.save("k", b"new".to_vec()).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(inner.mem.load("k").unwrap(), Some(b"new".to_vec()));
+        let _ = store.save("k", b"x".to_vec()).await;
+        store.delete("k").await.unwrap();
+        assert_eq!(store.load("k").await.unwrap(), None);
     }
 }

@@ -43,8 +43,10 @@ pub fn unix_secs(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix seconds as a time, clamped to 1970..=9999 (stored values may be anything).
 pub fn from_unix_secs(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+    const YEAR_9999: i64 = 253_402_300_799;
+    UNIX_EPOCH + Duration::from_secs(secs.clamp(0, YEAR_9999).unsigned_abs())
 }
 
 /// The real clock.

@@ -38,6 +38,10 @@ pub struct AuthConfig {
     /// The app backend's logout endpoint, called with the access token on every
     /// sign-out before the auth server's revocation, with the outbox's guarantees.
     pub logout_hook_url: Option<String>,
+    /// Attempts at the logout hook before a revocation goes to the auth server without
+    /// it (a hook answering 404 or 410 is given up on at once): a broken app backend must
+    /// not keep a signed-out session alive.
+    pub logout_hook_max_attempts: u32,
     /// Which auth server `url` is: GoTrue (Supabase, the default) or a SuperTokens app
     /// backend's API domain.
     pub backend: BackendKind,
@@ -61,6 +65,7 @@ impl AuthConfig {
             user_agent: concat!("tessera-auth-core/", env!("CARGO_PKG_VERSION")).into(),
             rest_url: None,
             logout_hook_url: None,
+            logout_hook_max_attempts: 5,
             backend: BackendKind::GoTrue,
         }
     }
@@ -108,6 +113,9 @@ pub struct Metrics {
     pub refresh_requests: AtomicU64,
     /// Times the background task woke up.
     pub wakeups: AtomicU64,
+    /// Revocations sent to the auth server without the logout hook's confirmation (it
+    /// failed too often, or does not exist): the app backend was not told.
+    pub logout_hooks_skipped: AtomicU64,
 }
 
 /// Which backend a configuration names.

@@ -111,10 +111,14 @@ impl AuthError {
     }
 
     /// For a sign-out: the server no longer knows this session, so the revocation is done.
+    /// Not `try_refresh_token` nor `bad_jwt`: those judge the access token (expired, or
+    /// signed with a rotated secret), not the session.
     pub fn session_already_gone(&self) -> bool {
         self.ends_session()
             || matches!(self, Self::Api { status, code, .. }
-                if matches!(status, 401 | 403 | 404) && code != "try_refresh_token")
+                if matches!(status, 401 | 403 | 404)
+                    && code != "try_refresh_token"
+                    && code != "bad_jwt")
     }
 }
 
@@ -142,7 +146,9 @@ mod tests {
         assert!(api(403, "session_not_found").ends_session());
         assert!(!api(400, "validation_failed").ends_session());
         assert!(!AuthError::Network("x".into()).ends_session());
-        assert!(api(403, "bad_jwt").session_already_gone());
+        assert!(!api(403, "bad_jwt").session_already_gone());
+        assert!(!api(403, "bad_jwt").ends_session());
+        assert!(api(403, "session_not_found").session_already_gone());
         assert!(!api(500, "unexpected_failure").session_already_gone());
     }
 }

@@ -29,6 +29,7 @@ mod config;
 pub mod crash;
 mod decode;
 mod error;
+pub mod expiry;
 pub mod hook;
 mod http;
 pub mod jwt;

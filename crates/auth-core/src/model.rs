@@ -212,4 +212,7 @@ pub struct PendingRevocation {
     pub attempts: u32,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    /// The app backend's logout hook was given up on (its last error code): this
+    /// revocation goes to the auth server without the backend having been told.
+    pub hook_not_told: Option<String>,
 }

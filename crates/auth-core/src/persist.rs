@@ -58,6 +58,10 @@ pub struct OutboxEntry {
     /// The app backend's logout hook has yet to confirm (it is called first).
     #[serde(default)]
     pub hook_pending: bool,
+    /// The hook was given up on (missing, or failed too often) and the revocation goes to
+    /// the auth server without it: the hook's last error code.
+    #[serde(default)]
+    pub hook_not_told: Option<String>,
 }
 
 /// The kinds of flow that come back through a callback.
@@ -104,9 +108,45 @@ pub async fn load<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Optio
 }
 
 pub async fn save<T: Serialize>(store: &Store, key: &str, data: &T) -> Result<(), StoreError> {
+    save_holding(store, key, data, None).await
+}
+
+/// [`save`], keeping `hold` (the cross-process commit lock) until the write has really
+/// returned (see [`Store::save_holding`]).
+pub async fn save_holding<T: Serialize>(
+    store: &Store,
+    key: &str,
+    data: &T,
+    hold: Option<crate::store::Hold>,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(&Envelope { v: VERSION, data })
         .map_err(|e| StoreError::Failed(format!("cannot encode {key}: {}", e.classify_name())))?;
-    store.save(key, bytes).await
+    store.save_holding(key, bytes, hold).await
+}
+
+/// A stored list read item by item: the items that parse, and how many did not. `None`
+/// when there is nothing stored or not even the envelope can be read.
+pub async fn load_readable_items<T: DeserializeOwned>(
+    store: &Store,
+    key: &str,
+) -> Result<Option<(Vec<T>, usize)>, StoreError> {
+    let Some(bytes) = store.load(key).await? else {
+        return Ok(None);
+    };
+    let Ok(env) = serde_json::from_slice::<Envelope<Vec<Value>>>(&bytes) else {
+        return Ok(None);
+    };
+    if env.v != VERSION {
+        return Ok(None);
+    }
+    let total = env.data.len();
+    let items: Vec<T> = env
+        .data
+        .into_iter()
+        .filter_map(|item| serde_json::from_value(item).ok())
+        .collect();
+    let dropped = total - items.len();
+    Ok(Some((items, dropped)))
 }
 
 trait Classify {

@@ -379,3 +379,34 @@ fn stored_refresh_token(d: &Device) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[tokio::test]
+async fn supertokens_a_401_without_its_json_body_is_transient() {
+    let server = Server::start(BackendKind::SuperTokens).await;
+    server.create_user("portal@example.com").await;
+    let mut cfg = server.config();
+    cfg.background = false;
+    let mut d = server
+        .env()
+        .device_with(Arc::new(MemoryStore::new()), cfg)
+        .await;
+    d.sign_in("portal@example.com").await;
+    let Server::SuperTokens { handle, http, .. } = &server else {
+        unreachable!()
+    };
+    // A captive portal (or a proxy) answers 401 with its own page, not SuperTokens' JSON.
+    http.post(format!("{}/_emulator/captive-portal", handle.url()))
+        .json(&json!({"times": 2}))
+        .send()
+        .await
+        .unwrap();
+    let err = d.client.validate().await.unwrap_err();
+    assert!(!err.ends_session() && err.is_retryable(), "{err:?}");
+    d.advance(7200);
+    let err = d.client.refresh().await.unwrap_err();
+    assert!(!err.ends_session() && err.is_retryable(), "{err:?}");
+    assert!(d.client.session().is_some(), "not signed out");
+    // Past the portal, the session works.
+    d.advance(60);
+    assert!(d.client.validate().await.unwrap().is_some());
+}

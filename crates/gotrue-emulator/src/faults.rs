@@ -8,7 +8,7 @@ use rand::Rng;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiVersion};
@@ -38,6 +38,12 @@ pub struct Fault {
     /// Answer a body that is not valid JSON.
     #[serde(default)]
     pub malformed: bool,
+    /// Answer exactly this JSON body (with `status`, default 200): shapes of other
+    /// GoTrue versions, such as the OAuth-style `{"error":"invalid_grant",
+    /// "error_description":"Invalid Refresh Token: Refresh Token Not Found"}` of GoTrue
+    /// before v2.164, or token responses with out-of-range values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
     /// How many requests this applies to.
     #[serde(default = "one")]
     pub times: u32,
@@ -171,6 +177,13 @@ impl Fault {
             );
             return Action::Respond(response);
         }
+        if let Some(body) = &self.body {
+            let status = self
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            return Action::Respond((status, axum::Json(body.clone())).into_response());
+        }
         match self.status.and_then(|s| StatusCode::from_u16(s).ok()) {
             Some(status) => {
                 let code = match &self.error_code {
@@ -199,6 +212,7 @@ mod tests {
             delay_ms: 0,
             drop: false,
             malformed: false,
+            body: None,
             times,
             rate: None,
         }

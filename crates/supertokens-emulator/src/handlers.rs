@@ -311,3 +311,39 @@ pub(crate) async fn emulator_reset_stats(State(state): State<AppState>) -> Statu
     }
     StatusCode::NO_CONTENT
 }
+
+/// `POST /_emulator/captive-portal {"times": n}`: the next `n` requests outside
+/// `/_emulator` are answered `401` with an HTML page, as a proxy or captive portal in front
+/// of the backend would, without SuperTokens' JSON body.
+pub(crate) async fn emulator_captive_portal(
+    State(state): State<AppState>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let times = body["times"].as_u64().unwrap_or(1);
+    state.stats.captive.store(times, Ordering::SeqCst);
+    Json(json!({ "times": times }))
+}
+
+/// Middleware answering the requests `emulator_captive_portal` asked for.
+pub(crate) async fn captive_portal(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let hit = !request.uri().path().starts_with("/_emulator")
+        && state
+            .stats
+            .captive
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if hit {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(axum::http::header::CONTENT_TYPE, "text/html")],
+            "<html><body>Please sign in to the Wi-Fi</body></html>",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}

@@ -14,7 +14,8 @@
 //!   `GET /sessioninfo` (`verifySession`, with `checkDatabase` when blacklisting is on) →
 //!   `{sessionHandle, userId, email}`, and `POST /auth/sessions/revoke` `{"scope":
 //!   "global"|"others"}` (`revokeAllSessionsForUser` / `revokeSession` per handle);
-//! - `/_emulator/…` — users, sessions, stats, revoke a user's sessions, for tests.
+//! - `/_emulator/…` — users, sessions, stats, revoke a user's sessions, and a captive
+//!   portal (the next requests answered `401` with HTML), for tests.
 //!
 //! Access tokens are HS256 JWTs here (SuperTokens signs RS256 with rotating keys; a client
 //! never verifies them). Expired access token → `401 try refresh token`; a session that is
@@ -95,6 +96,11 @@ pub fn router(cfg: Config) -> Router {
             "/_emulator/stats",
             get(emulator_stats).delete(emulator_reset_stats),
         )
+        .route("/_emulator/captive-portal", post(emulator_captive_portal))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            captive_portal,
+        ))
         .with_state(state)
 }
 

@@ -52,6 +52,8 @@ pub(crate) struct Stats {
     pub(crate) signouts: AtomicU64,
     pub(crate) thefts: AtomicU64,
     pub(crate) sessioninfo: AtomicU64,
+    /// Requests still to be answered as a captive portal would (see `captive_portal`).
+    pub(crate) captive: AtomicU64,
 }
 
 #[derive(Debug)]

@@ -9,7 +9,6 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use url::Url;
 
 use super::{
     AuthBackend, BackendKind, MfaEnrollment, SessionRow, SignOutScope, SignUpResponse,
@@ -18,6 +17,8 @@ use super::{
 use crate::error::AuthError;
 use crate::http::{http_client, urlencode};
 use crate::secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
+
+pub use super::gotrue_error::parse_error;
 
 /// The GoTrue HTTP API.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ impl GoTrueApi {
 
     /// Points the PostgREST calls elsewhere (a self-hosted stack with its own REST URL).
     pub fn set_rest_url(&mut self, url: &str) -> Result<(), AuthError> {
-        Url::parse(url).map_err(|e| AuthError::Config(format!("REST URL {url:?}: {e}")))?;
+        crate::http::check_url(url, "REST URL")?;
         self.rest_base = url.trim_end_matches('/').to_owned();
         Ok(())
     }
@@ -509,82 +510,5 @@ impl AuthBackend for GoTrueApi {
             None,
         )
         .await
-    }
-}
-
-/// Reads GoTrue's error bodies: `{code, message}` (2024-01-01), `{code, error_code, msg}`
-/// (initial), or OAuth-style `{error, error_description}`; text is taken from `message` →
-/// `msg` → `error_description` → `error`, as supabase-js does.
-pub fn parse_error(status: StatusCode, body: &[u8]) -> AuthError {
-    let status_u16 = status.as_u16();
-    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
-    let Some(v) = parsed else {
-        return if status.is_server_error() || status_u16 == 429 {
-            AuthError::Api {
-                status: status_u16,
-                code: format!("http_{status_u16}"),
-                message: format!("HTTP {status}"),
-            }
-        } else {
-            AuthError::InvalidResponse(format!("HTTP {status} without a GoTrue error body"))
-        };
-    };
-    let text = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let code = text("code")
-        .or_else(|| text("error_code"))
-        .or_else(|| text("error"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            if status.is_server_error() {
-                "unexpected_failure".into()
-            } else {
-                "unknown".into()
-            }
-        });
-    let message = ["message", "msg", "error_description", "error"]
-        .iter()
-        .find_map(|k| text(k))
-        .unwrap_or("the auth server refused the request")
-        .to_owned();
-    AuthError::Api {
-        status: status_u16,
-        code,
-        message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_every_error_shape() {
-        let e = parse_error(
-            StatusCode::BAD_REQUEST,
-            br#"{"code":"refresh_token_not_found","message":"gone"}"#,
-        );
-        assert_eq!(e.code(), "refresh_token_not_found");
-        assert_eq!(e.to_string(), "gone (refresh_token_not_found)");
-        let e = parse_error(
-            StatusCode::FORBIDDEN,
-            br#"{"code":403,"error_code":"session_not_found","msg":"x"}"#,
-        );
-        assert_eq!(e.code(), "session_not_found");
-        let e = parse_error(
-            StatusCode::BAD_REQUEST,
-            br#"{"error":"invalid_grant","error_description":"Invalid Refresh Token"}"#,
-        );
-        assert_eq!(e.code(), "invalid_grant");
-        assert_eq!(e.to_string(), "Invalid Refresh Token (invalid_grant)");
-        assert!(parse_error(StatusCode::BAD_GATEWAY, b"<html>").is_retryable());
-        assert!(matches!(
-            parse_error(StatusCode::NOT_FOUND, b"<html>"),
-            AuthError::InvalidResponse(_)
-        ));
     }
 }

@@ -11,6 +11,7 @@
 //! implement it; [`connect`] makes the one a configuration names.
 
 pub mod gotrue;
+mod gotrue_error;
 pub mod supertokens;
 
 use std::sync::Arc;

@@ -15,7 +15,8 @@
 //!
 //! `401 unauthorised` and `token theft detected` end the session (reason `revoked`:
 //! SuperTokens' `UNAUTHORISED` / onSessionExpired); `401 try refresh token` asks for a
-//! refresh first.
+//! refresh first. A `401` without SuperTokens' JSON body (a proxy, a captive portal) is a
+//! transient failure, never a sign-out.
 
 use std::time::Duration;
 
@@ -84,6 +85,13 @@ impl SuperTokensApi {
             return Ok((headers, body));
         }
         let text = body["message"].as_str().unwrap_or_default();
+        if status == 401 && body["message"].as_str().is_none() {
+            // Not SuperTokens' answer: a proxy or a captive portal. Transient, never a
+            // sign-out.
+            return Err(AuthError::InvalidResponse(
+                "HTTP 401 without SuperTokens' answer (a proxy or captive portal?)".into(),
+            ));
+        }
         let code = match (status, text) {
             (401, "try refresh token") => "try_refresh_token",
             (401, "token theft detected") => "token_theft_detected",
@@ -138,7 +146,7 @@ impl SuperTokensApi {
         // The lifetime from the token's own claims; the expiry instant from the server.
         let claims = crate::jwt::decode_claims(&access).unwrap_or_default();
         let expires_in = match (claims.exp, claims.iat) {
-            (Some(exp), Some(iat)) if exp > iat => exp - iat,
+            (Some(exp), Some(iat)) if exp > iat => exp.saturating_sub(iat),
             _ => 3600,
         };
         Ok(TokenResponse {

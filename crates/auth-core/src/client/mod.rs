@@ -7,16 +7,19 @@
 
 //!
 //! The facade is here (construction, state, events); each job has its own file:
-//! `session.rs` (the session value, commit and end, the single-flight refresh,
-//! validation), `flows.rs` (sign-in and the PKCE flows), `links.rs` (deep links and
-//! the account switch they may ask for), `account.rs` (user, MFA, "Your
-//! devices"), `outbox.rs` (sign-out and the revocation outbox), `scheduler.rs` (the
+//! `session.rs` (the session value, commit and end, validation), `refresh.rs` (the
+//! single-flight refresh, unsaved sessions), `flows.rs` (sign-in and the PKCE flows),
+//! `links.rs` (deep links and the account switch they may ask for), `account.rs` (user,
+//! MFA, "Your devices"), `outbox.rs` (sign-out and the revocation outbox), `restore.rs`
+//! (reading the stored session again when the keyring was locked), `scheduler.rs` (the
 //! background task).
 
 mod account;
 mod flows;
 mod links;
 mod outbox;
+mod refresh;
+mod restore;
 mod scheduler;
 mod session;
 
@@ -73,6 +76,26 @@ struct Retry {
     /// The refresh token whose refresh failed, and the error code: callers that come in
     /// before `next_at` with the same token get this answer without a request.
     failed_token: Option<(RefreshToken, String)>,
+    /// A refreshed session kept in memory only (its save failed or timed out).
+    unsaved: Option<Unsaved>,
+    /// The stored session could not be read at start (a locked keyring): read it again.
+    restore: Option<Pending>,
+}
+
+/// A refreshed session the store does not hold yet. Its superseded refresh token is never
+/// sent again; the save is retried with back-off (at once on [`AuthClient::nudge`]).
+#[derive(Debug, Clone)]
+struct Unsaved {
+    /// The refresh token the store still holds (superseded by the live session's).
+    stored_token: RefreshToken,
+    pending: Pending,
+}
+
+/// A retry of a store operation: how many attempts failed, when to try again.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    attempt: u32,
+    next_at: SystemTime,
 }
 
 struct Inner {
@@ -305,7 +328,10 @@ impl AuthClient {
     }
 
     /// Restores the stored session (offline too), announces it as `INITIAL_SESSION`, and
-    /// starts the background task. A corrupt stored session is reported and removed.
+    /// starts the background task. A corrupt stored session is reported and removed. A
+    /// store that cannot be read (locked, unavailable) is an error here and is read again
+    /// later (back-off, and on [`Self::nudge`]); a session found then is announced as
+    /// `SIGNED_IN`.
     pub async fn start(&self) -> Result<Option<SessionView>, AuthError> {
         let inner = &self.inner;
         let mut failure = None;
@@ -340,7 +366,15 @@ impl AuthClient {
                 let _ = inner.store.delete(&inner.cfg.key("session")).await;
                 failure = Some(AuthError::Storage(StoreError::Corrupt(why)));
             }
-            Err(e) => failure = Some(AuthError::Storage(e)),
+            Err(e) => {
+                // A locked or unavailable keyring: not "signed out" for good. Read it again
+                // on a backing-off timer and on every nudge (focus).
+                lock(&inner.retry).restore = Some(Pending {
+                    attempt: 1,
+                    next_at: inner.clock.now() + inner.cfg.backoff(1),
+                });
+                failure = Some(AuthError::Storage(e));
+            }
         }
         drop(process);
         if let Some(e) = &failure {
@@ -375,6 +409,17 @@ impl AuthClient {
     /// Wakes the background task to re-check everything now (after resume from sleep,
     /// a network change, or when the app regains focus).
     pub fn nudge(&self) {
+        let now = self.inner.clock.now();
+        {
+            // Store operations waiting to be retried are tried again now.
+            let mut retry = lock(&self.inner.retry);
+            if let Some(u) = retry.unsaved.as_mut() {
+                u.pending.next_at = now;
+            }
+            if let Some(p) = retry.restore.as_mut() {
+                p.next_at = now;
+            }
+        }
         self.inner.reschedule();
     }
 

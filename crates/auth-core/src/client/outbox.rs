@@ -20,6 +20,7 @@ impl AuthClient {
             attempts: 0,
             next_attempt_at: unix_ms(now),
             last_error: None,
+            hook_not_told: None,
             // `others` keeps this session: the backend has nothing to end.
             hook_pending: self.inner.hook.is_some() && scope != SignOutScope::Others,
         }
@@ -30,9 +31,24 @@ impl AuthClient {
         match persist::load::<Vec<OutboxEntry>>(&self.inner.store, &key).await {
             Ok(v) => Ok(v.unwrap_or_default()),
             Err(StoreError::Corrupt(why)) => {
-                tracing::warn!("the revocation outbox was unreadable ({why}); removed");
-                self.inner.store.delete(&key).await?;
-                Ok(Vec::new())
+                // Keep every revocation that can still be read: each one is a session
+                // that would otherwise stay alive on the server.
+                match persist::load_readable_items::<OutboxEntry>(&self.inner.store, &key).await? {
+                    Some((kept, dropped)) => {
+                        tracing::warn!(
+                            kept = kept.len(),
+                            dropped,
+                            "the revocation outbox was partly unreadable ({why})"
+                        );
+                        self.save_outbox(&kept).await?;
+                        Ok(kept)
+                    }
+                    None => {
+                        tracing::warn!("the revocation outbox was unreadable ({why}); removed");
+                        self.inner.store.delete(&key).await?;
+                        Ok(Vec::new())
+                    }
+                }
             }
             Err(e) => Err(e),
         }
@@ -118,6 +134,16 @@ impl AuthClient {
                 let delivered = self.deliver(entry.clone()).await;
                 crate::crash::point("sign_out:after_server");
                 let mut hook_error = None;
+                if let Ok(done) = &delivered
+                    && let Some(code) = &done.hook_not_told
+                {
+                    hook_error = Some(ErrorView {
+                        code: code.clone(),
+                        message: "the app backend's logout endpoint was not told of this \
+                                  sign-out (it does not exist or kept failing)"
+                            .into(),
+                    });
+                }
                 match &delivered {
                     Ok(_) if queued => {
                         let _ = self.remove_outbox_entry(&entry.id).await;
@@ -222,7 +248,7 @@ impl AuthClient {
             }
         } else {
             let now = unix_secs(self.inner.clock.now());
-            if now + 30 >= entry.access_expires_at {
+            if now.saturating_add(30) >= entry.access_expires_at {
                 // The access token expired meanwhile: refresh first, then revoke.
                 match self.refresh_entry(&mut entry).await {
                     Ok(true) => {}
@@ -243,13 +269,39 @@ impl AuthClient {
                     tracing::info!(code = e.code(), "the logout hook says the token is done");
                     entry.hook_pending = false;
                 }
+                // A hook that does not exist (404/410), or that failed too often, may not
+                // keep a signed-out session alive at the auth server.
+                Err(e)
+                    if matches!(
+                        e,
+                        AuthError::LogoutHook {
+                            status: Some(404 | 410),
+                            ..
+                        }
+                    ) || entry.attempts.saturating_add(1)
+                        >= self.inner.cfg.logout_hook_max_attempts =>
+                {
+                    tracing::warn!(
+                        code = e.code(),
+                        attempts = entry.attempts.saturating_add(1),
+                        "the logout hook was not told; revoking at the auth server anyway"
+                    );
+                    self.inner
+                        .metrics
+                        .logout_hooks_skipped
+                        .fetch_add(1, Ordering::SeqCst);
+                    entry.hook_pending = false;
+                    entry.hook_not_told = Some(e.code().to_owned());
+                }
                 Err(e) => return Err((entry, e)),
             }
         }
         let mut result = api.logout(&token, entry.scope).await;
-        // The backend judged the access token expired (clocks differ): refresh, retry once.
+        // The backend judged the access token expired (clocks differ), or cannot check its
+        // signature any more (`bad_jwt`: a rotated JWT secret): that says nothing about the
+        // session. Refresh, retry once.
         if let Err(e) = &result
-            && e.code() == "try_refresh_token"
+            && matches!(e.code(), "try_refresh_token" | "bad_jwt")
             && entry.scope != SignOutScope::Others
         {
             result = match self.refresh_entry(&mut entry).await {
@@ -272,7 +324,10 @@ impl AuthClient {
             Ok(resp) => {
                 entry.access_token = resp.access_token;
                 entry.refresh_token = resp.refresh_token;
-                entry.access_expires_at = unix_secs(self.inner.clock.now()) + resp.expires_in;
+                entry.access_expires_at = unix_secs(self.inner.clock.now()).saturating_add(
+                    resp.expires_in
+                        .clamp(0, crate::expiry::MAX_TOKEN_LIFETIME_SECS),
+                );
                 Ok(true)
             }
             Err(e) if e.ends_session() => Ok(false),
@@ -346,6 +401,7 @@ impl AuthClient {
                 attempts: e.attempts,
                 next_attempt_at: e.next_attempt_at,
                 last_error: e.last_error,
+                hook_not_told: e.hook_not_told,
             })
             .collect())
     }

@@ -19,7 +19,7 @@ impl AuthClient {
 
     /// The next moment something is due, if anything.
     pub(super) async fn next_due(&self) -> Option<SystemTime> {
-        let mut due: Vec<SystemTime> = Vec::new();
+        let mut due: Vec<SystemTime> = self.store_retry_due().into_iter().collect();
         if let Some(session) = self.current() {
             let retry_at = lock(&self.inner.retry).next_at;
             due.push(retry_at.unwrap_or(session.refresh_at));
@@ -39,6 +39,7 @@ impl AuthClient {
     /// revocation at once (conditions may have changed while the app was closed).
     pub(super) async fn run_due(&self, first: bool) {
         let now = self.inner.clock.now();
+        self.run_store_retries(now).await;
         if let Some(session) = self.current() {
             let retry_at = lock(&self.inner.retry).next_at;
             if now >= retry_at.unwrap_or(session.refresh_at) {

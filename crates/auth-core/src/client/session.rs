@@ -37,20 +37,25 @@ impl Session {
         user_raw: Value,
         margin: Duration,
     ) -> Result<Self, AuthError> {
-        if access_token.is_empty() || refresh_token.is_empty() || expires_in <= 0 {
+        if access_token.is_empty() || refresh_token.is_empty() {
             return Err(AuthError::InvalidResponse(
-                "a session without tokens or lifetime".into(),
+                "a session without tokens".into(),
             ));
         }
         let user: User = crate::decode::from_value("user", user_raw.clone())?;
         let claims = crate::jwt::decode_claims(access_token.expose_secret()).unwrap_or_default();
         let session_id = claims.session_id.unwrap_or_default();
         let aal = claims.aal.unwrap_or_else(|| "aal1".to_owned());
-        let lifetime = Duration::from_secs(expires_in as u64);
-        let margin = margin.min(lifetime / 4);
-        let jitter = rand::rng().random_range(0..=margin.as_millis() as u64 / 4);
-        let expires_at = received_at + lifetime;
-        let refresh_at = expires_at - margin - Duration::from_millis(jitter);
+        // Server values: clamped, and no sum on them can overflow.
+        let times = crate::expiry::expiry(
+            expires_in,
+            server_expires_at,
+            received_at,
+            margin,
+            rand::rng().random_range(0..=1000),
+        )?;
+        let (expires_in, server_expires_at, refresh_at) =
+            (times.expires_in, times.server_expires_at, times.refresh_at);
         Ok(Self {
             access_token,
             refresh_token,
@@ -106,12 +111,16 @@ impl Session {
 
     /// Expiry by this device's clock: receipt time + the server's `expires_in`.
     pub(super) fn expires_at(&self) -> SystemTime {
-        self.received_at + Duration::from_secs(self.expires_in as u64)
+        // `expires_in` is clamped and the sum was checked when the session was built.
+        self.received_at
+            .checked_add(Duration::from_secs(self.expires_in.unsigned_abs()))
+            .unwrap_or(self.received_at)
     }
 
     pub(super) fn skew_secs(&self) -> i64 {
-        self.server_expires_at
-            .map_or(0, |server| server - unix_secs(self.expires_at()))
+        self.server_expires_at.map_or(0, |server| {
+            server.saturating_sub(unix_secs(self.expires_at()))
+        })
     }
 
     pub(super) fn view(&self) -> SessionView {
@@ -305,254 +314,52 @@ impl AuthClient {
         }
     }
 
-    // --------------------------------------------------------------------------- tokens
-
-    /// A valid access token, refreshing first when it is due. Any number of concurrent
-    /// callers share one refresh. While the server cannot be reached, a token that has not
-    /// expired yet is still handed out.
-    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        let session = self.current().ok_or(AuthError::NotSignedIn)?;
-        let now = self.inner.clock.now();
-        if now < session.refresh_at {
-            return Ok(session.access_token);
-        }
-        match self.refresh_from(&session.refresh_token).await {
-            Ok(s) => Ok(s.access_token),
-            Err(e) if e.is_retryable() || matches!(e, AuthError::Storage(_)) => {
-                match self.current() {
-                    Some(s) if self.inner.clock.now() < s.expires_at() => Ok(s.access_token),
-                    _ => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Refreshes now (unless a concurrent caller just did).
-    pub async fn refresh(&self) -> Result<SessionView, AuthError> {
-        let session = self.current().ok_or(AuthError::NotSignedIn)?;
-        self.refresh_from(&session.refresh_token)
-            .await
-            .map(|s| s.view())
-    }
-
-    /// The single-flight refresh: `seen` is the refresh token the caller saw; if it has
-    /// changed by the time the caller gets the gate, someone else refreshed.
-    pub(super) async fn refresh_from(&self, seen: &RefreshToken) -> Result<Session, AuthError> {
-        let inner = &self.inner;
-        let _gate = inner.refresh_gate.lock().await;
-        let session = self.current().ok_or(AuthError::NotSignedIn)?;
-        if &session.refresh_token != seen {
-            return Ok(session);
-        }
-        {
-            let retry = lock(&inner.retry);
-            if let (Some(next), Some((token, code))) = (retry.next_at, &retry.failed_token)
-                && token == seen
-                && inner.clock.now() < next
-            {
-                return Err(AuthError::Network(format!(
-                    "refresh is backing off after {code}"
-                )));
-            }
-        }
-        let epoch = inner.epoch.load(Ordering::SeqCst);
-        let _process_lock = match &inner.lock {
-            Some(l) => Some(l.acquire(inner.cfg.http_timeout * 2).await?),
-            None => None,
-        };
-        crate::crash::point("refresh:after_lock");
-        // Another process on this device may have refreshed or signed out meanwhile. Its
-        // stored session is the live one: adopt it, and if it is due too, refresh *its*
-        // token (ours may be generations old, and reusing it would make the server revoke
-        // the whole session).
-        let mut session = session;
-        match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
-            Ok(None) => {
-                // Another process signed out: follow it (and delete nothing: a sign-in
-                // stored since by yet another process is not ours to remove).
-                self.end_session_with(SignOutReason::User, Some(epoch), Removal::IfSameSession)
-                    .await;
-                return Err(AuthError::NotSignedIn);
-            }
-            Ok(Some(stored)) if stored.refresh_token != session.refresh_token => {
-                let adopted = Session::from_stored(stored, inner.cfg.refresh_margin)?;
-                if inner.clock.now() < adopted.refresh_at {
-                    let _commit = inner.commit_gate.lock().await;
-                    if inner.epoch.load(Ordering::SeqCst) == epoch {
-                        inner.epoch.fetch_add(1, Ordering::SeqCst);
-                        self.set_session(Some(adopted.clone()));
-                        self.emit(AuthEvent::TokenRefreshed, None);
-                    }
-                    return Ok(adopted);
-                }
-                session = adopted;
-            }
-            Ok(Some(_)) => {}
-            Err(e) => tracing::warn!(
-                code = e.code(),
-                "could not re-read the stored session before refresh"
-            ),
-        }
-        inner
-            .metrics
-            .refresh_requests
-            .fetch_add(1, Ordering::SeqCst);
-        let result = inner.api.refresh(&session.refresh_token).await;
-        match result {
-            Ok(mut resp) => {
-                crate::crash::point("refresh:after_response");
-                if resp.user.is_null() {
-                    // The backend's refresh does not describe the user: it has not changed.
-                    resp.user = session.user_raw.clone();
-                }
-                let fresh =
-                    Session::from_response(resp, inner.clock.now(), inner.cfg.refresh_margin)?;
-                let _commit = inner.commit_gate.lock().await;
-                if inner.epoch.load(Ordering::SeqCst) != epoch {
-                    // Signed out or replaced in this process while the request ran: the
-                    // result is not ours to keep.
-                    drop(_commit);
-                    if self
-                        .current()
-                        .is_none_or(|s| s.session_id != fresh.session_id)
-                    {
-                        self.revoke_orphan(&fresh).await;
-                    }
-                    return Err(AuthError::NotSignedIn);
-                }
-                let _process = match self.commit_lock().await {
-                    Ok(guard) => guard,
-                    Err(e) => {
-                        drop(_commit);
-                        self.note_failure(seen, &e);
-                        return Err(e);
-                    }
-                };
-                // Another process may have signed out or signed in while the request ran:
-                // only the session we refreshed may be overwritten.
-                match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await
-                {
-                    Ok(Some(stored)) if stored.refresh_token == session.refresh_token => {}
-                    Ok(stored) => {
-                        tracing::info!(
-                            "another process ended or replaced the session during a refresh; \
-                             the result is discarded"
-                        );
-                        let adopted = stored
-                            .and_then(|s| Session::from_stored(s, inner.cfg.refresh_margin).ok());
-                        let same = adopted
-                            .as_ref()
-                            .is_some_and(|a| a.session_id == fresh.session_id);
-                        let result = match adopted {
-                            Some(adopted) => {
-                                inner.epoch.fetch_add(1, Ordering::SeqCst);
-                                let event = if same {
-                                    AuthEvent::TokenRefreshed
-                                } else {
-                                    AuthEvent::SignedIn
-                                };
-                                self.set_session(Some(adopted.clone()));
-                                self.emit(event, None);
-                                Ok(adopted)
-                            }
-                            None => {
-                                self.end_session_locked(
-                                    SignOutReason::User,
-                                    Removal::IfSameSession,
-                                )
-                                .await;
-                                Err(AuthError::NotSignedIn)
-                            }
-                        };
-                        drop(_process);
-                        drop(_commit);
-                        if !same {
-                            self.revoke_orphan(&fresh).await;
-                        }
-                        return result;
-                    }
-                    Err(e) => tracing::warn!(
-                        code = e.code(),
-                        "could not re-read the stored session before saving a refresh"
-                    ),
-                }
-                // Persist before publish: if this fails, the old refresh token stays in use
-                // (the server answers its reuse with the new token).
-                if let Err(e) =
-                    persist::save(&inner.store, &inner.cfg.key("session"), &fresh.to_stored()).await
-                {
-                    drop(_commit);
-                    let e = AuthError::Storage(e);
-                    self.note_failure(seen, &e);
-                    self.emit_error(&e);
-                    return Err(e);
-                }
-                crate::crash::point("refresh:after_persist");
-                inner.epoch.fetch_add(1, Ordering::SeqCst);
-                *lock(&inner.retry) = Retry::default();
-                self.set_session(Some(fresh.clone()));
-                self.emit(AuthEvent::TokenRefreshed, None);
-                drop(_commit);
-                self.set_connectivity(Connectivity::Online);
-                Ok(fresh)
-            }
-            Err(e) if e.ends_session() => {
-                tracing::info!(code = e.code(), "the server ended the session");
-                self.end_session(Self::reason_for(&e), Some(epoch)).await;
-                Err(e)
-            }
-            Err(e) => {
-                tracing::warn!(code = e.code(), "refresh failed; will retry");
-                self.note_failure(seen, &e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Records a transient failure: back off (exponential, with jitter), tell the UI.
-    pub(super) fn note_failure(&self, token: &RefreshToken, e: &AuthError) {
-        let inner = &self.inner;
-        let (attempt, next_at) = {
-            let mut retry = lock(&inner.retry);
-            retry.attempt = retry.attempt.saturating_add(1);
-            let next = inner.clock.now() + inner.cfg.backoff(retry.attempt);
-            retry.next_at = Some(next);
-            retry.failed_token = Some((token.clone(), e.code().to_owned()));
-            (retry.attempt, next)
-        };
-        self.set_connectivity(Connectivity::Retrying {
-            attempt,
-            next_retry_at: unix_ms(next_at),
-            code: e.code().to_owned(),
-        });
-        inner.reschedule();
-    }
-
     /// Asks the server whether the session is still alive (`GET /user`). A definitive
     /// answer ends it with `SIGNED_OUT` (`revoked`); a transient failure changes nothing.
+    /// `bad_jwt` (the project's JWT secret rotated, or a clock stepped) is not definitive:
+    /// the engine refreshes once and asks again, and only the refresh's answer can end the
+    /// session.
     pub async fn validate(&self) -> Result<Option<SessionView>, AuthError> {
         if self.current().is_none() {
             return Ok(None);
         }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let mut epoch = self.inner.epoch.load(Ordering::SeqCst);
         let token = match self.access_token().await {
             Ok(t) => t,
             Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => return Ok(None),
             Err(e) => return Err(e),
         };
-        match self.inner.api.get_user(&token).await {
+        let mut answer = self.inner.api.get_user(&token).await;
+        if matches!(&answer, Err(e) if e.code() == "bad_jwt") {
+            tracing::info!("the server refused the access token (bad_jwt); refreshing once");
+            let Some(session) = self.current() else {
+                return Ok(None);
+            };
+            let fresh = match self.refresh_from(&session.refresh_token).await {
+                Ok(fresh) => fresh,
+                Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            epoch = self.inner.epoch.load(Ordering::SeqCst);
+            answer = self.inner.api.get_user(&fresh.access_token).await;
+            if let Err(e) = &answer
+                && e.code() == "bad_jwt"
+            {
+                // The server took our refresh token but refuses what it just issued: its
+                // configuration is broken, the session is not revoked.
+                tracing::warn!("a freshly issued access token is refused (bad_jwt)");
+                return answer.map(|_| None);
+            }
+        }
+        match answer {
             Ok(user) => {
                 self.update_user_locally(user, false).await?;
                 Ok(self.session())
             }
-            Err(e) if e.ends_session() || e.code() == "bad_jwt" => {
-                let reason = if e.code() == "bad_jwt" {
-                    SignOutReason::RefreshFailed
-                } else {
-                    SignOutReason::Revoked
-                };
-                self.end_session(reason, Some(epoch)).await;
+            Err(e) if e.ends_session() => {
+                self.end_session(SignOutReason::Revoked, Some(epoch)).await;
                 Ok(None)
             }
             Err(e) => Err(e),

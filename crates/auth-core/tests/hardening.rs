@@ -106,6 +106,40 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 // ------------------------------------------------------------------ section 3
 
 #[tokio::test]
+async fn a_refresh_whose_commit_lock_is_busy_keeps_the_rotated_token() {
+    let env = Env::with(strict()).await;
+    env.create_user("busy@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = env.config();
+    cfg.lock_dir = Some(dir.path().to_owned());
+    cfg.store_timeout = Duration::from_millis(300);
+    let store = Arc::new(TestStore::default());
+    let e = engine(cfg.clone(), store.clone());
+    e.client.start().await.unwrap();
+    e.client
+        .sign_in_with_password("busy@example.com", &Password::new(PASSWORD))
+        .await
+        .unwrap();
+
+    // Another process (or this one's own stalled write) holds the commit lock while the
+    // server rotates the token.
+    let held = std::fs::File::create(dir.path().join("default.commit.lock")).unwrap();
+    held.lock().unwrap();
+    e.clock.advance(Duration::from_secs(3500));
+    let refreshed = e.client.refresh().await;
+    assert!(
+        refreshed.is_ok(),
+        "the rotated session is kept: {refreshed:?}"
+    );
+    held.unlock().unwrap();
+    // The next refresh sends the new token, never the one the server already rotated.
+    e.clock.advance(Duration::from_secs(3500));
+    e.client.refresh().await.unwrap();
+    assert_eq!(reuses(&env).await, 0, "a superseded refresh token was sent");
+    assert!(e.client.session().is_some());
+}
+
+#[tokio::test]
 async fn a_refresh_that_cannot_be_saved_is_kept_and_the_old_token_is_never_sent_again() {
     let env = Env::with(strict()).await;
     env.create_user("unsaved@example.com").await;

@@ -134,9 +134,12 @@ impl AuthClient {
                 let _process = match self.commit_lock().await {
                     Ok(guard) => guard,
                     Err(e) => {
+                        // The server has rotated the token: the new session is kept (in
+                        // memory, unsaved) and the old token is never sent again.
+                        let keep = stored_token.unwrap_or_else(|| session.refresh_token.clone());
+                        let kept = self.keep_unsaved(fresh, keep, e);
                         drop(_commit);
-                        self.note_failure(seen, &e);
-                        return Err(e);
+                        return Ok(kept);
                     }
                 };
                 // Another process may have signed out or signed in while the request ran:
@@ -202,37 +205,10 @@ impl AuthClient {
                 )
                 .await
                 {
-                    let e = AuthError::Storage(e);
-                    tracing::warn!(
-                        code = e.code(),
-                        "the refreshed session could not be saved; kept in memory, retrying"
-                    );
-                    inner.epoch.fetch_add(1, Ordering::SeqCst);
-                    {
-                        let mut retry = lock(&inner.retry);
-                        let attempt = retry
-                            .unsaved
-                            .as_ref()
-                            .map_or(0, |u| u.pending.attempt)
-                            .saturating_add(1);
-                        *retry = Retry {
-                            unsaved: Some(Unsaved {
-                                stored_token: stored_token
-                                    .unwrap_or_else(|| session.refresh_token.clone()),
-                                pending: Pending {
-                                    attempt,
-                                    next_at: inner.clock.now() + inner.cfg.backoff(attempt),
-                                },
-                            }),
-                            ..Retry::default()
-                        };
-                    }
-                    self.set_session(Some(fresh.clone()));
-                    self.emit(AuthEvent::TokenRefreshed, None);
+                    let keep = stored_token.unwrap_or_else(|| session.refresh_token.clone());
+                    let kept = self.keep_unsaved(fresh, keep, AuthError::Storage(e));
                     drop(_commit);
-                    self.emit_error(&e);
-                    self.set_connectivity(Connectivity::Online);
-                    return Ok(fresh);
+                    return Ok(kept);
                 }
                 crate::crash::point("refresh:after_persist");
                 inner.epoch.fetch_add(1, Ordering::SeqCst);
@@ -254,6 +230,41 @@ impl AuthClient {
                 Err(e)
             }
         }
+    }
+
+    /// A refreshed session that could not be saved (the save failed or timed out, or the
+    /// commit lock could not be had): kept in memory, marked unsaved with the token the
+    /// store still holds, announced; the save is retried with back-off.
+    fn keep_unsaved(&self, fresh: Session, stored_token: RefreshToken, e: AuthError) -> Session {
+        let inner = &self.inner;
+        tracing::warn!(
+            code = e.code(),
+            "the refreshed session could not be saved; kept in memory, retrying"
+        );
+        inner.epoch.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut retry = lock(&inner.retry);
+            let attempt = retry
+                .unsaved
+                .as_ref()
+                .map_or(0, |u| u.pending.attempt)
+                .saturating_add(1);
+            *retry = Retry {
+                unsaved: Some(Unsaved {
+                    stored_token,
+                    pending: Pending {
+                        attempt,
+                        next_at: inner.clock.now() + inner.cfg.backoff(attempt),
+                    },
+                }),
+                ..Retry::default()
+            };
+        }
+        self.set_session(Some(fresh.clone()));
+        self.emit(AuthEvent::TokenRefreshed, None);
+        self.emit_error(&e);
+        self.set_connectivity(Connectivity::Online);
+        fresh
     }
 
     /// Records a transient failure: back off (exponential, with jitter), tell the UI.

@@ -9,6 +9,7 @@ let idleMinutes = 0;
 let idleTimer = null;
 let countdown = null; // the expiry countdown's next tick, only while it is on screen
 let expiryOnScreen = false;
+let switchId = null; // the account switch a link asked for, while its dialog is open
 
 function show(id, text) {
   const el = $(id);
@@ -199,6 +200,9 @@ async function renderFactors() {
 
 function onChange(change) {
   log(change);
+  // Signed out while a link's question is open: it no longer holds (the link's session
+  // is revoked).
+  if (change.event === 'SIGNED_OUT' && switchId) answerAccountSwitch(false, true);
   if (change.event === 'CONNECTIVITY') {
     renderConnectivity(change.connectivity);
     return;
@@ -393,7 +397,6 @@ function wire() {
 }
 
 /** A link would sign in another account: ask, naming both; nothing changes until then. */
-let switchId = null;
 function askAccountSwitch(sw) {
   if (!sw) return;
   switchId = sw.id;
@@ -406,15 +409,15 @@ function askAccountSwitch(sw) {
   $('switch-decline').focus();
 }
 
-function answerAccountSwitch(accept) {
+function answerAccountSwitch(accept, quiet = false) {
   const dialog = $('account-switch');
   const id = switchId;
   switchId = null;
-  dialog.close();
+  if (dialog.open) dialog.close();
   if (!id) return;
   busy(null, async () => {
     await auth.resolveAccountSwitch(id, accept);
-    if (!accept) message('You stayed signed in. The link was not used.');
+    if (!accept && !quiet) message('You stayed signed in. The link was not used.');
   });
 }
 

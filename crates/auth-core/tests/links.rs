@@ -231,3 +231,66 @@ async fn an_error_link_without_a_pending_flow_cancels_nothing_and_shows_no_forei
     assert_eq!(d.client.session().unwrap(), before);
     d.client.sign_out(SignOutScope::Local).await.unwrap();
 }
+
+/// Polls (5 s at most) until `user` has no live session at the server.
+async fn wait_revoked(env: &Env, user: &str) {
+    for _ in 0..100 {
+        if env.server_sessions(user).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{user} still has a live session");
+}
+
+/// Signed in as Alice, a link of this device for Bob comes back: the question.
+async fn switch_to_bob(env: &Env, d: &mut Device) -> auth_core::AccountSwitch {
+    d.sign_in("alice@example.com").await;
+    d.client.sign_in_with_otp("bob@example.com").await.unwrap();
+    let link = template_link(&env.last_mail("bob@example.com"));
+    match d.client.handle_callback(&link).await.unwrap() {
+        LinkOutcome::ConfirmSwitch { switch } => switch,
+        other => panic!("expected a question, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_switch_is_revoked_at_the_server_when_it_expires() {
+    let env = Env::start().await;
+    env.create_user("alice@example.com").await;
+    let bob = env.create_user("bob@example.com").await;
+    let mut d = env.device().await;
+    switch_to_bob(&env, &mut d).await;
+    // Durable at once: if the app quits now, the outbox still owes the revocation.
+    let owed = d.client.pending_revocations().await.unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(
+        env.server_sessions(&bob).await.len(),
+        1,
+        "not before it expires"
+    );
+    d.advance(11 * 60);
+    d.client.nudge();
+    wait_revoked(&env, &bob).await;
+    assert!(d.client.pending_account_switch().await.is_none());
+    assert_eq!(d.client.session().unwrap().user.email, "alice@example.com");
+}
+
+#[tokio::test]
+async fn a_yes_after_the_account_changed_is_refused_and_revokes() {
+    let env = Env::start().await;
+    env.create_user("alice@example.com").await;
+    let bob = env.create_user("bob@example.com").await;
+    let mut d = env.device().await;
+    let switch = switch_to_bob(&env, &mut d).await;
+    d.client.sign_out(SignOutScope::Local).await.unwrap();
+    let err = d
+        .client
+        .resolve_account_switch(&switch.id, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    assert!(d.client.session().is_none(), "the sign-out stands");
+    d.client.flush_outbox().await.unwrap();
+    wait_revoked(&env, &bob).await;
+}

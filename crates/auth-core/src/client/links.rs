@@ -3,7 +3,10 @@
 //! A link only finishes a flow this device started (its id is in the link, the flow is
 //! single use and short-lived). A link that would sign in another user than the one
 //! signed in changes nothing until the user agrees: the new session waits in memory as a
-//! pending [`AccountSwitch`], and is revoked if the user declines or lets it expire.
+//! pending [`AccountSwitch`], and is revoked if the user declines or lets it expire. Its
+//! revocation is queued in the durable outbox at once, due when the question expires, so
+//! an unanswered question (the app quit, the user walked away) still ends it at the server;
+//! a "yes" takes it out of the outbox.
 
 use super::*;
 use crate::model::{AccountSwitch, LinkOutcome};
@@ -17,6 +20,10 @@ pub(super) struct PendingSwitch {
     session: Session,
     event: AuthEvent,
     expires: SystemTime,
+    /// The session signed in when the link came: a "yes" switches from that one only.
+    current_session_id: String,
+    /// The queued revocation of `session`, due at `expires`.
+    outbox_id: String,
 }
 
 /// Which email-link types may finish which flow (the server names the type).
@@ -155,34 +162,52 @@ impl AuthClient {
             incoming: UserView::from(&session.user),
             expires_at: unix_secs(expires),
         };
+        // Queued now, due at the expiry: without an answer the session still ends.
+        let mut entry = self.outbox_entry(&session, SignOutScope::Local);
+        entry.hook_pending = false;
+        entry.next_attempt_at = unix_ms(expires);
+        let outbox_id = entry.id.clone();
+        if let Err(e) = self.push_outbox(entry).await {
+            // Without a durable revocation the question cannot be asked safely.
+            self.revoke_orphan(&session).await;
+            return Err(AuthError::Storage(e));
+        }
         let replaced = lock(&self.inner.pending_switch).replace(PendingSwitch {
             view: view.clone(),
             session,
             event,
             expires,
+            current_session_id: current.session_id.clone(),
+            outbox_id,
         });
         if let Some(old) = replaced {
-            self.revoke_orphan(&old.session).await;
+            self.decline(old).await;
         }
         tracing::info!("a link would switch accounts: waiting for the user's answer");
         Ok(LinkOutcome::ConfirmSwitch { switch: view })
     }
 
     /// The account switch waiting for the user's answer, if any (an expired one is
-    /// revoked and dropped).
+    /// dropped: its queued revocation is due).
     pub async fn pending_account_switch(&self) -> Option<AccountSwitch> {
-        let expired = {
-            let mut pending = lock(&self.inner.pending_switch);
-            match pending.as_ref() {
-                Some(p) if p.expires <= self.inner.clock.now() => pending.take(),
-                Some(p) => return Some(p.view.clone()),
-                None => return None,
+        let mut pending = lock(&self.inner.pending_switch);
+        match pending.as_ref() {
+            Some(p) if p.expires <= self.inner.clock.now() => {
+                pending.take();
+                self.inner.reschedule();
+                None
             }
-        };
-        if let Some(old) = expired {
-            self.revoke_orphan(&old.session).await;
+            Some(p) => Some(p.view.clone()),
+            None => None,
         }
-        None
+    }
+
+    /// Revokes a pending switch's session now.
+    async fn decline(&self, pending: PendingSwitch) {
+        if let Err(e) = self.remove_outbox_entry(&pending.outbox_id).await {
+            tracing::warn!(code = e.code(), "could not update the queued revocation");
+        }
+        self.revoke_orphan(&pending.session).await;
     }
 
     /// The user's answer to a pending account switch: `accept` signs in the link's
@@ -206,16 +231,26 @@ impl AuthClient {
                 "this account switch is no longer waiting for an answer".into(),
             ));
         };
-        if !accept || pending.expires <= self.inner.clock.now() {
-            self.revoke_orphan(&pending.session).await;
-            if accept {
-                return Err(AuthError::InvalidInput(
-                    "the link waited too long; open it again".into(),
-                ));
-            }
+        if !accept {
             tracing::info!("the user declined an account switch; its session is revoked");
+            self.decline(pending).await;
             return Ok(None);
         }
+        if pending.expires <= self.inner.clock.now() {
+            self.decline(pending).await;
+            return Err(AuthError::InvalidInput(
+                "the link waited too long; open it again".into(),
+            ));
+        }
+        if self.current().map(|c| c.session_id) != Some(pending.current_session_id.clone()) {
+            // Signed out or signed in elsewhere meanwhile: the question no longer holds.
+            self.decline(pending).await;
+            return Err(AuthError::InvalidInput(
+                "the account changed while the question was open; open the link again".into(),
+            ));
+        }
+        // Out of the outbox first: a "yes" must not be revoked behind the user's back.
+        self.remove_outbox_entry(&pending.outbox_id).await?;
         self.commit_new_session(pending.session, pending.event)
             .await
             .map(Some)

@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use crate::error::AuthError;
 
-/// Engine settings.
-#[derive(Debug, Clone)]
+/// Engine settings. `Debug` leaves the API key out (an embedded server's key is the
+/// install's own).
+#[derive(Clone)]
 pub struct AuthConfig {
     /// The API root (`http://127.0.0.1:9999` or `https://<ref>.supabase.co/auth/v1`).
     pub url: String,
     pub anon_key: String,
     /// Names the stored session; two profiles are two independent sessions.
     pub profile: String,
+    /// A stable name for the server stored sessions belong to, when its URL is not stable
+    /// (the app's embedded server may move to another port); default: the normalised
+    /// `url` (see [`AuthConfig::issuer`]).
+    pub server_id: Option<String>,
     /// Base of the app's deep links (`tessera://auth`).
     pub callback_base: String,
     /// Refresh this long before expiry (capped at a quarter of the token's lifetime).
@@ -47,12 +52,29 @@ pub struct AuthConfig {
     pub backend: BackendKind,
 }
 
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("url", &self.url)
+            .field("profile", &self.profile)
+            .field("server_id", &self.server_id)
+            .field("callback_base", &self.callback_base)
+            .field("backend", &self.backend)
+            .field("rest_url", &self.rest_url)
+            .field("logout_hook_url", &self.logout_hook_url)
+            .field("lock_dir", &self.lock_dir)
+            .field("background", &self.background)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuthConfig {
     pub fn new(url: impl Into<String>, anon_key: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             anon_key: anon_key.into(),
             profile: "default".into(),
+            server_id: None,
             callback_base: "tessera://auth".into(),
             refresh_margin: Duration::from_secs(90),
             http_timeout: Duration::from_secs(10),
@@ -87,6 +109,9 @@ impl AuthConfig {
     /// case, the default port and any trailing `/` left out
     /// (`https://abc.supabase.co/auth/v1`).
     pub fn issuer(&self) -> String {
+        if let Some(id) = self.server_id.as_deref().filter(|id| !id.trim().is_empty()) {
+            return id.trim().to_owned();
+        }
         match url::Url::parse(self.url.trim()) {
             Ok(url) => {
                 let mut issuer = url.origin().ascii_serialization();

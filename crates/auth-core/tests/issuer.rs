@@ -58,3 +58,30 @@ fn the_issuer_is_the_normalised_server_url() {
     assert_eq!(cfg("http://127.0.0.1:9999"), "http://127.0.0.1:9999");
     assert_ne!(cfg("http://127.0.0.1:9999"), cfg("http://127.0.0.1:9998"));
 }
+
+#[test]
+fn a_server_id_names_the_server_whatever_its_port_and_debug_hides_the_key() {
+    let mut a = auth_core::AuthConfig::new("http://127.0.0.1:54329", "install-key-123");
+    let mut b = auth_core::AuthConfig::new("http://127.0.0.1:40001", "install-key-123");
+    a.server_id = Some("tessera-embedded".into());
+    b.server_id = Some("tessera-embedded".into());
+    assert_eq!(a.issuer(), b.issuer());
+    assert!(!format!("{a:?}").contains("install-key-123"));
+}
+
+#[tokio::test]
+async fn the_embedded_server_on_another_port_still_has_its_session() {
+    let first = Env::start().await;
+    let second = Env::start().await; // the same server, restarted on another port
+    first.create_user("ada@example.com").await;
+    let mut cfg = first.config();
+    cfg.server_id = Some("tessera-embedded".into());
+    let mut a = first.device_with(Default::default(), cfg).await;
+    let view = a.sign_in("ada@example.com").await;
+    a.client.shutdown();
+    let mut cfg = second.config();
+    cfg.server_id = Some("tessera-embedded".into());
+    let mut b = second.device_with(a.store.clone(), cfg).await;
+    let restored = b.events.expect(AuthEvent::InitialSession).await.session;
+    assert_eq!(restored.unwrap().session_id, view.session_id);
+}

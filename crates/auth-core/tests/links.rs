@@ -294,3 +294,42 @@ async fn a_yes_after_the_account_changed_is_refused_and_revokes() {
     d.client.flush_outbox().await.unwrap();
     wait_revoked(&env, &bob).await;
 }
+
+#[tokio::test]
+async fn a_link_delivered_twice_at_once_is_used_once() {
+    let env = Env::start().await;
+    env.create_user("twice@example.com").await;
+    let d = env.device().await;
+    d.client
+        .sign_in_with_otp("twice@example.com")
+        .await
+        .unwrap();
+    let link = template_link(&env.last_mail("twice@example.com"));
+    let (a, b) = tokio::join!(
+        d.client.handle_callback(&link),
+        d.client.handle_callback(&link)
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_flow_from_the_future_is_not_fresh_after_the_clock_steps_back() {
+    let env = Env::start().await;
+    env.create_user("clock@example.com").await;
+    let d = env.device().await;
+    d.client
+        .sign_in_with_otp("clock@example.com")
+        .await
+        .unwrap();
+    let link = template_link(&env.last_mail("clock@example.com"));
+    // The flow was started, then the clock went back a day: its age can't be trusted.
+    d.clock
+        .set(std::time::SystemTime::now() - std::time::Duration::from_secs(86_400));
+    let err = d.client.handle_callback(&link).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_callback");
+    assert!(d.client.session().is_none());
+}

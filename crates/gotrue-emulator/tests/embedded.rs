@@ -537,3 +537,38 @@ async fn a_database_from_a_test_mode_server_is_cleaned_when_opened_embedded() {
     // The user stays signed in across the upgrade.
     env.refresh(&refresh_token(&session)).await.assert_ok();
 }
+
+/// Sends raw bytes (what a client library would refuse to send) and returns the status.
+async fn raw_status(env: &Env, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(env.emu.addr())
+        .await
+        .unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut head = vec![0u8; 12];
+    conn.read_exact(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn every_name_a_request_gives_must_be_ours() {
+    let (env, _dir) = embedded().await;
+    let port = env.emu.addr().port();
+    let key = env.emu.anon_key();
+    // An absolute-form target naming another host, with our Host header.
+    let absolute = format!(
+        "GET http://evil.example/health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\napikey: {key}\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&env, absolute.as_bytes()).await, 421);
+    // A Host header that is not text is refused, not skipped.
+    let mut binary = format!("GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}").into_bytes();
+    binary.extend_from_slice(b"\xff\r\napikey: ");
+    binary.extend_from_slice(key.as_bytes());
+    binary.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    assert_eq!(raw_status(&env, &binary).await, 421);
+    // The app's own request passes.
+    let ours = format!(
+        "GET /health HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\napikey: {key}\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_status(&env, ours.as_bytes()).await, 200);
+}

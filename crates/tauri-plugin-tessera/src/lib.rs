@@ -140,6 +140,10 @@ impl Config {
     }
 }
 
+/// The name sessions of the app's embedded server are stored under (its URL's port may
+/// change from one start to the next).
+pub const EMBEDDED_SERVER_ID: &str = "tessera-embedded";
+
 /// A server the app runs itself, for when none is configured (Tessera's embedded GoTrue
 /// emulator). `keep_alive` is held as long as the app runs.
 pub struct EmbeddedServer {
@@ -365,6 +369,10 @@ fn engine_from_settings<R: Runtime>(
     cfg.rest_url = settings.rest_url.clone();
     cfg.logout_hook_url = settings.logout_hook_url.clone();
     cfg.backend = backend_kind;
+    if backend.embedded {
+        // Its port may change (54329 busy): its sessions belong to it, not to the port.
+        cfg.server_id = Some(EMBEDDED_SERVER_ID.into());
+    }
     cfg.lock_dir = Some(auth_core::default_lock_dir());
     cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
     tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "Tessera started");

@@ -5,6 +5,9 @@ use super::*;
 
 /// How long a started PKCE flow may take to come back.
 const FLOW_TTL_SECS: i64 = 15 * 60;
+/// How far the clock may have stepped back since a flow started (an NTP correction)
+/// before the flow's age is no longer trusted.
+const FLOW_CLOCK_SLACK_SECS: i64 = 5 * 60;
 /// Flows kept at most (oldest dropped), as supabase-js does.
 const MAX_FLOWS: usize = 5;
 
@@ -198,6 +201,7 @@ impl AuthClient {
             email: email.map(str::to_owned),
         };
         let now = unix_secs(self.inner.clock.now());
+        let _edit = self.inner.flows_gate.lock().await;
         let mut flows = self.load_flows().await;
         flows.retain(|f| now - f.created_at < FLOW_TTL_SECS);
         flows.push(flow.clone());
@@ -208,8 +212,10 @@ impl AuthClient {
         Ok((flow, challenge))
     }
 
-    /// Takes the flow out of the store (single use).
+    /// Takes the flow out of the store (single use). A flow younger than the clock allows
+    /// (the clock was stepped back by more than a few minutes) is not taken as fresh.
     pub(super) async fn take_flow(&self, id: &str) -> Option<PendingFlow> {
+        let _edit = self.inner.flows_gate.lock().await;
         let mut flows = self.load_flows().await;
         let index = flows.iter().position(|f| f.id == id)?;
         let flow = flows.remove(index);
@@ -218,7 +224,8 @@ impl AuthClient {
             tracing::warn!(code = e.code(), "could not remove a used flow");
         }
         let now = unix_secs(self.inner.clock.now());
-        (now - flow.created_at < FLOW_TTL_SECS).then_some(flow)
+        let age = now.saturating_sub(flow.created_at);
+        (age < FLOW_TTL_SECS && age > -FLOW_CLOCK_SLACK_SECS).then_some(flow)
     }
 
     pub(super) async fn forget_flow(&self, id: &str) {

@@ -100,8 +100,10 @@ impl AuthClient {
                 token_hash,
                 kind,
             } => {
-                if lock(&self.inner.used_links)
-                    .contains(&format!("hash:{}", token_hash.expose_secret()))
+                // Marked before any await: the same link delivered twice at once is used
+                // once.
+                if !lock(&self.inner.used_links)
+                    .insert(format!("hash:{}", token_hash.expose_secret()))
                 {
                     return Err(refused("this link was already used"));
                 }
@@ -110,7 +112,6 @@ impl AuthClient {
                     .await
                     .filter(|f| link_type_fits(f.kind, &kind))
                     .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
-                lock(&self.inner.used_links).insert(format!("hash:{}", token_hash.expose_secret()));
                 let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
                 self.finish_link_sign_in(resp, &pending).await
             }

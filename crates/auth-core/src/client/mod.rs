@@ -116,6 +116,8 @@ struct Inner {
     epoch: AtomicU64,
     retry: Mutex<Retry>,
     used_links: Mutex<HashSet<String>>,
+    /// Serialises edits of the stored flows (a read-modify-write).
+    flows_gate: tokio::sync::Mutex<()>,
     /// A link's session for another user, waiting for the user's answer.
     pending_switch: Mutex<Option<links::PendingSwitch>>,
     /// Bumped whenever something changes that affects the schedule; the background task
@@ -288,6 +290,7 @@ impl AuthClient {
                 retry: Mutex::new(Retry::default()),
                 used_links: Mutex::new(HashSet::new()),
                 pending_switch: Mutex::new(None),
+                flows_gate: tokio::sync::Mutex::new(()),
                 wake: watch::channel(0).0,
                 stopped: Arc::new(AtomicBool::new(false)),
                 lock,

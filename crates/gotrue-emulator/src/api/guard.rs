@@ -24,16 +24,20 @@ use crate::error::ApiError;
 
 /// 421 unless the request names this server as the app does.
 pub async fn host(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let named = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()))
-        .map(|h| h.to_ascii_lowercase());
-    let allowed = named
-        .as_deref()
-        .is_some_and(|h| state.allowed_hosts.iter().any(|a| a == h));
+    let ours = |h: &str| {
+        let h = h.to_ascii_lowercase();
+        state.allowed_hosts.contains(&h)
+    };
+    // Every name the request gives must be ours: the Host header (one that is not text
+    // is refused, not skipped) and the authority of an absolute-form target.
+    let host = request.headers().get(header::HOST).map(|v| v.to_str());
+    let authority = request.uri().authority().map(|a| a.to_string());
+    let allowed = match (host, authority) {
+        (Some(Ok(h)), a) => ours(h) && a.as_deref().is_none_or(ours),
+        (Some(Err(_)), _) => false,
+        (None, Some(a)) => ours(&a),
+        (None, None) => false,
+    };
     if !allowed {
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,

@@ -82,6 +82,17 @@ fn engine(cfg: AuthConfig, store: Arc<TestStore>) -> Engine {
     }
 }
 
+/// An engine on `store`, started and signed in as `email`.
+async fn signed_in(cfg: AuthConfig, store: &Arc<TestStore>, email: &str) -> Engine {
+    let e = engine(cfg, store.clone());
+    e.client.start().await.unwrap();
+    e.client
+        .sign_in_with_password(email, &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    e
+}
+
 fn strict() -> gotrue_emulator::Config {
     gotrue_emulator::Config {
         refresh_token_reuse_interval: Duration::ZERO,
@@ -114,12 +125,7 @@ async fn a_refresh_whose_commit_lock_is_busy_keeps_the_rotated_token() {
     cfg.lock_dir = Some(dir.path().to_owned());
     cfg.store_timeout = Duration::from_millis(300);
     let store = Arc::new(TestStore::default());
-    let e = engine(cfg.clone(), store.clone());
-    e.client.start().await.unwrap();
-    e.client
-        .sign_in_with_password("busy@example.com", &Password::new(PASSWORD))
-        .await
-        .unwrap();
+    let e = signed_in(cfg.clone(), &store, "busy@example.com").await;
 
     // Another process (or this one's own stalled write) holds the commit lock while the
     // server rotates the token.
@@ -144,12 +150,7 @@ async fn a_refresh_that_cannot_be_saved_is_kept_and_the_old_token_is_never_sent_
     let env = Env::with(strict()).await;
     env.create_user("unsaved@example.com").await;
     let store = Arc::new(TestStore::default());
-    let e = engine(env.config(), store.clone());
-    e.client.start().await.unwrap();
-    e.client
-        .sign_in_with_password("unsaved@example.com", &Password::new(PASSWORD))
-        .await
-        .unwrap();
+    let e = signed_in(env.config(), &store, "unsaved@example.com").await;
 
     store.fail_saves.store(true, Ordering::SeqCst);
     e.clock.advance(Duration::from_secs(3500));
@@ -193,12 +194,7 @@ async fn a_timed_out_save_never_lands_over_a_later_sign_out() {
     let store = Arc::new(TestStore::default());
     let mut cfg = env.config();
     cfg.store_timeout = Duration::from_millis(300);
-    let e = engine(cfg.clone(), store.clone());
-    e.client.start().await.unwrap();
-    e.client
-        .sign_in_with_password("stall@example.com", &Password::new(PASSWORD))
-        .await
-        .unwrap();
+    let e = signed_in(cfg.clone(), &store, "stall@example.com").await;
 
     // The refresh's save stalls past the time-out (the keyring asks the user), then the
     // user signs out; the stalled write must not bring the session back.
@@ -272,12 +268,7 @@ async fn a_corrupt_outbox_keeps_the_entries_it_can_read() {
     let env = Env::start().await;
     let user = env.create_user("outbox@example.com").await;
     let store = Arc::new(TestStore::default());
-    let e = engine(env.config(), store.clone());
-    e.client.start().await.unwrap();
-    e.client
-        .sign_in_with_password("outbox@example.com", &Password::new(PASSWORD))
-        .await
-        .unwrap();
+    let e = signed_in(env.config(), &store, "outbox@example.com").await;
     env.fault(json!({"path": "/logout", "drop": true, "times": 5}))
         .await;
     e.client.sign_out(SignOutScope::Local).await.unwrap();

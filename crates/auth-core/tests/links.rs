@@ -5,28 +5,13 @@
 mod support;
 
 use auth_core::{AuthEvent, LinkOutcome, SignOutScope};
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 /// The app link the emulator's mail carries: what a Supabase email template renders as
 /// `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` (see the README).
 fn template_link(mail: &Value) -> String {
     mail["app_link"].as_str().unwrap().to_owned()
-}
-
-/// The attacker asks the server for a magic link to their own account (no app involved:
-/// a plain HTTP call, no PKCE) and reads it from their own mailbox.
-async fn attackers_own_link(env: &Env, email: &str) -> Value {
-    let resp = env
-        .http
-        .post(env.url("/otp"))
-        .header("apikey", env.emu.anon_key())
-        .json(&json!({"email": email, "create_user": false}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-    env.last_mail(email)
 }
 
 fn session_id(d: &Device) -> String {
@@ -41,7 +26,7 @@ async fn a_forged_confirm_link_never_signs_in_the_attackers_account() {
     let mut d = env.device().await;
     d.sign_in("victim@example.com").await;
     let before = session_id(&d);
-    let mail = attackers_own_link(&env, "attacker@example.com").await;
+    let mail = env.magic_link_without_the_app("attacker@example.com").await;
     let hash = mail["token_hash"].as_str().unwrap();
     d.events.drain();
 
@@ -99,7 +84,7 @@ async fn a_link_with_a_stolen_flow_id_must_sign_in_the_address_it_was_sent_to() 
         .as_str()
         .unwrap()
         .to_owned();
-    let theirs = attackers_own_link(&env, "attacker@example.com").await;
+    let theirs = env.magic_link_without_the_app("attacker@example.com").await;
     let forged = format!(
         "{redirect}&token_hash={}&type=magiclink",
         theirs["token_hash"].as_str().unwrap()

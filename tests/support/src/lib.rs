@@ -91,6 +91,21 @@ impl Env {
         self.get("/_emulator/stats").await
     }
 
+    /// Asks the server for a magic link to `email` the way an attacker would for their
+    /// own account: a plain HTTP call, no app, no PKCE. Returns the mail.
+    pub async fn magic_link_without_the_app(&self, email: &str) -> Value {
+        let resp = self
+            .http
+            .post(self.url("/otp"))
+            .header("apikey", self.emu.anon_key())
+            .json(&serde_json::json!({"email": email, "create_user": false}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        self.last_mail(email)
+    }
+
     /// The newest mail sent to `to`, as JSON.
     pub fn last_mail(&self, to: &str) -> Value {
         let mails = self.emu.mail_for(Some(to)).unwrap();

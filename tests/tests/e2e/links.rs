@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use tessera_e2e::*;
 
 /// Waits until the user has no live session at the server (the app revokes through its
@@ -31,16 +30,7 @@ async fn a_forged_confirm_link_leaves_the_victim_signed_in() {
 
     // The attacker mails themselves a magic link (no app involved) and sends the victim
     // its confirm form; the victim's desktop hands it to the running app.
-    let resp = h
-        .http
-        .post(h.url("/otp"))
-        .header("apikey", h.emu.anon_key())
-        .json(&json!({"email": "attacker@example.com", "create_user": false}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let mail = h.last_mail("attacker@example.com");
+    let mail = h.magic_link_without_the_app("attacker@example.com").await;
     let forged = format!(
         "tessera://auth/confirm?token_hash={}&type=magiclink",
         mail["token_hash"].as_str().unwrap()

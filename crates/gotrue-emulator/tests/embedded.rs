@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use gotrue_emulator::{Config, Emulator, new_jwt_secret};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 /// An embedded emulator with its database in a fresh folder (kept for the test's life).
@@ -38,17 +38,7 @@ async fn raw(env: &Env, method: Method, path: &str, headers: &[(&str, &str)], bo
     if !body.is_empty() {
         req = req.body(body.to_owned());
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        text,
-        json,
-    }
+    Reply::read(req.send().await.unwrap()).await
 }
 
 #[tokio::test]

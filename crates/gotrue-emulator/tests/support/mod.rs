@@ -24,6 +24,20 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response.
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -109,17 +123,7 @@ impl Env {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            json,
-        }
+        Reply::read(req.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {

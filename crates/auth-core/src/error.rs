@@ -112,13 +112,14 @@ impl AuthError {
 
     /// For a sign-out: the server no longer knows this session, so the revocation is done.
     /// Not `try_refresh_token` nor `bad_jwt`: those judge the access token (expired, or
-    /// signed with a rotated secret), not the session.
+    /// signed with a rotated secret), not the session. Not an answer that names no code
+    /// (`unknown`): that is a gateway or proxy talking (`{"message":"Invalid API key"}`,
+    /// `no Route matched`), not the auth server, and the session may well be alive.
     pub fn session_already_gone(&self) -> bool {
         self.ends_session()
             || matches!(self, Self::Api { status, code, .. }
                 if matches!(status, 401 | 403 | 404)
-                    && code != "try_refresh_token"
-                    && code != "bad_jwt")
+                    && !matches!(code.as_str(), "try_refresh_token" | "bad_jwt" | "unknown"))
     }
 }
 
@@ -150,5 +151,9 @@ mod tests {
         assert!(!api(403, "bad_jwt").ends_session());
         assert!(api(403, "session_not_found").session_already_gone());
         assert!(!api(500, "unexpected_failure").session_already_gone());
+        assert!(
+            !api(401, "unknown").session_already_gone(),
+            "a gateway, not GoTrue"
+        );
     }
 }

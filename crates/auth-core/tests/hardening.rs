@@ -510,3 +510,24 @@ async fn every_non_loopback_url_must_be_https() {
     cfg.logout_hook_url = Some("http://127.0.0.1:8080/api/auth/logout".into());
     assert!(build(cfg).is_ok());
 }
+
+#[tokio::test]
+async fn a_gateway_refusal_is_not_taken_for_a_revoked_session() {
+    let env = Env::start().await;
+    let user = env.create_user("gateway@example.com").await;
+    let store = Arc::new(TestStore::default());
+    let e = signed_in(env.config(), &store, "gateway@example.com").await;
+    // Supabase's gateway, not GoTrue, answers: the session is alive at the server.
+    env.fault(json!({"path": "/logout", "status": 401, "body": {"message": "Invalid API key"}}))
+        .await;
+    let out = e.client.sign_out(SignOutScope::Local).await.unwrap();
+    assert!(out.local_done && !out.server_confirmed, "{out:?}");
+    assert_eq!(
+        e.client.pending_revocations().await.unwrap().len(),
+        1,
+        "still owed"
+    );
+    assert_eq!(env.server_sessions(&user).await.len(), 1);
+    assert_eq!(e.client.flush_outbox().await.unwrap(), 0);
+    assert!(env.server_sessions(&user).await.is_empty());
+}

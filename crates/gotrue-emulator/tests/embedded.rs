@@ -291,7 +291,7 @@ async fn refresh_tokens_and_codes_are_not_readable_from_the_data_folder() {
             );
         }
     }
-    // The table holds SHA-256 digests, looked up by digest.
+    // The table holds keyed digests (HMAC-SHA-256), looked up by digest.
     let db = rusqlite::Connection::open(dir.path().join("emulator.sqlite")).unwrap();
     let stored: Vec<String> = db
         .prepare("SELECT token FROM refresh_tokens ORDER BY id")
@@ -300,17 +300,19 @@ async fn refresh_tokens_and_codes_are_not_readable_from_the_data_folder() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let digest = |t: &str| {
+    // Keyed digests: a plain SHA-256 of a guess (or of a leaked token) matches nothing.
+    let plain = |t: &str| {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(t.as_bytes()))
     };
-    assert_eq!(
-        stored,
-        vec![
-            digest(&refresh_token(&first)),
-            digest(&refresh_token(&rotated))
-        ]
-    );
+    assert_eq!(stored.len(), 2);
+    for (row, token) in stored
+        .iter()
+        .zip([refresh_token(&first), refresh_token(&rotated)])
+    {
+        assert_eq!(row.len(), 64, "{row}");
+        assert!(!row.contains(&token) && *row != plain(&token), "{row}");
+    }
     let mails: i64 = db
         .query_row("SELECT COUNT(*) FROM mails", [], |r| r.get(0))
         .unwrap_or(0);

@@ -2,7 +2,8 @@
 //! reads it (a backup, another user's process, a synced folder).
 //!
 //! - Tokens are stored through the SQL function `tessera_key`: in embedded mode the hex
-//!   SHA-256 of the value (a `pkce_` prefix kept), in test mode the value itself. Refresh
+//!   HMAC-SHA-256 of the value under a key derived from the install secret (a `pkce_`
+//!   prefix kept), in test mode the value itself. Refresh
 //!   tokens and one-time token hashes (which are themselves usable in a link) are stored
 //!   and looked up through it, so the rows never hold a usable token.
 //! - TOTP secrets cannot be hashed (the server computes codes from them): they are sealed
@@ -19,6 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use hmac::{Hmac, Mac};
 use rusqlite::Connection;
 use rusqlite::functions::{Context, FunctionFlags};
 use sha2::{Digest, Sha256};
@@ -28,7 +30,12 @@ const SEALED: &str = "sealed1:";
 
 /// Seals and opens values with a key derived from the install's JWT secret.
 #[derive(Clone)]
-pub struct Sealer(ChaCha20Poly1305);
+pub struct Sealer {
+    aead: ChaCha20Poly1305,
+    /// Keys the stored digests of tokens: without the install's secret, a digest cannot be
+    /// matched against guesses (a 6-digit code has only 10⁶).
+    digests: Hmac<Sha256>,
+}
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,7 +51,28 @@ impl Sealer {
             .chain_update(b"tessera gotrue-emulator: TOTP sealing key v1\0")
             .chain_update(jwt_secret.as_bytes())
             .finalize();
-        Self(ChaCha20Poly1305::new(&key))
+        let digest_key = Sha256::new()
+            .chain_update(b"tessera gotrue-emulator: token digest key v1\0")
+            .chain_update(jwt_secret.as_bytes())
+            .finalize();
+        Self {
+            aead: ChaCha20Poly1305::new(&key),
+            digests: <Hmac<Sha256> as Mac>::new_from_slice(&digest_key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        }
+    }
+
+    /// The stored form of a token: HMAC-SHA-256 under the install's digest key, in hex,
+    /// keeping GoTrue's `pkce_` marker.
+    pub fn digest(&self, value: &str) -> String {
+        let mut mac = self.digests.clone();
+        mac.update(value.as_bytes());
+        let hex = hex::encode(mac.finalize().into_bytes());
+        if value.starts_with("pkce_") {
+            format!("pkce_{hex}")
+        } else {
+            hex
+        }
     }
 
     pub fn seal(&self, plain: &str) -> Result<String, String> {
@@ -52,7 +80,7 @@ impl Sealer {
         let mut nonce = [0u8; 12];
         rand::rng().fill(&mut nonce);
         let sealed = self
-            .0
+            .aead
             .encrypt(&Nonce::from(nonce), plain.as_bytes())
             .map_err(|_| "cannot seal".to_owned())?;
         let mut bytes = nonce.to_vec();
@@ -72,7 +100,7 @@ impl Sealer {
             .split_first_chunk::<12>()
             .ok_or_else(|| "a sealed value is malformed".to_owned())?;
         let plain = self
-            .0
+            .aead
             .decrypt(&Nonce::from(*nonce), sealed)
             .map_err(|_| "a sealed value does not open with this install's secret".to_owned())?;
         String::from_utf8(plain).map_err(|_| "a sealed value is not text".to_owned())
@@ -99,21 +127,14 @@ fn text_function(
     })
 }
 
-/// The stored form of a token in embedded mode.
-pub fn digest(value: &str) -> String {
-    match value.strip_prefix("pkce_") {
-        Some(_) => format!("pkce_{}", hex::encode(Sha256::digest(value.as_bytes()))),
-        None => hex::encode(Sha256::digest(value.as_bytes())),
-    }
-}
-
 /// Registers `tessera_key`, `tessera_seal` and `tessera_open`: with a sealer (embedded
 /// mode) the digest, sealing and opening; without one, each returns its argument.
 pub fn register(conn: &Connection, sealer: Option<Sealer>) -> rusqlite::Result<()> {
     match sealer {
         Some(sealer) => {
             let opener = sealer.clone();
-            text_function(conn, "tessera_key", |v| Ok(digest(&v)), true)?;
+            let keyer = sealer.clone();
+            text_function(conn, "tessera_key", move |v| Ok(keyer.digest(&v)), true)?;
             text_function(conn, "tessera_seal", move |v| sealer.seal(&v), false)?;
             // A value sealed under another secret (the keyring lost it) stays sealed: the
             // factor is listed but its codes do not verify.
@@ -205,11 +226,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digests_keep_the_pkce_marker_and_hide_the_value() {
+    fn digests_keep_the_pkce_marker_and_need_the_secret() {
+        let sealer = Sealer::new(&"s".repeat(64));
+        let digest = |v: &str| sealer.digest(v);
         assert_eq!(digest("abc").len(), 64);
         assert!(digest("pkce_abc").starts_with("pkce_"));
         assert_eq!(digest("pkce_abc").len(), 69);
         assert_ne!(digest("pkce_abc"), format!("pkce_{}", digest("abc")));
+        assert_eq!(digest("abc"), digest("abc"), "stable: looked up by digest");
+        assert_ne!(
+            digest("abc"),
+            Sealer::new(&"t".repeat(64)).digest("abc"),
+            "keyed by the install's secret"
+        );
+        assert_ne!(digest("abc"), hex::encode(Sha256::digest(b"abc")));
     }
 
     #[test]

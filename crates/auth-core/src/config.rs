@@ -47,6 +47,10 @@ pub struct AuthConfig {
     /// it (a hook answering 404 or 410 is given up on at once): a broken app backend must
     /// not keep a signed-out session alive.
     pub logout_hook_max_attempts: u32,
+    /// A hook that cannot be reached at all (no answer: the network may be down for every
+    /// server) is given up on only once the sign-out is at least this old as well, so a
+    /// short outage does not skip it.
+    pub logout_hook_patience: Duration,
     /// Which auth server `url` is: GoTrue (Supabase, the default) or a SuperTokens app
     /// backend's API domain.
     pub backend: BackendKind,
@@ -88,6 +92,7 @@ impl AuthConfig {
             rest_url: None,
             logout_hook_url: None,
             logout_hook_max_attempts: 5,
+            logout_hook_patience: Duration::from_secs(3600),
             backend: BackendKind::GoTrue,
         }
     }

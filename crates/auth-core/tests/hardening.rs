@@ -458,6 +458,21 @@ async fn a_failing_logout_hook_does_not_keep_a_session_alive() {
     d.sign_in("hookfail@example.com").await;
     let outcome = d.client.sign_out(SignOutScope::Local).await.unwrap();
     assert!(outcome.queued);
+    // A short outage: many attempts, but the hook is not given up on yet.
+    for _ in 0..8 {
+        d.client.flush_outbox().await.unwrap();
+    }
+    assert_eq!(d.client.pending_revocations().await.unwrap().len(), 1);
+    assert_eq!(
+        d.client
+            .metrics()
+            .logout_hooks_skipped
+            .load(Ordering::SeqCst),
+        0,
+        "a few seconds without an answer must not skip the hook"
+    );
+    // Still unreachable an hour later: revoke anyway.
+    d.advance(3600);
     let mut flushes = 0;
     while !d.client.pending_revocations().await.unwrap().is_empty() {
         flushes += 1;

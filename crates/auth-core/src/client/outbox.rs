@@ -278,8 +278,7 @@ impl AuthClient {
                             status: Some(404 | 410),
                             ..
                         }
-                    ) || entry.attempts.saturating_add(1)
-                        >= self.inner.cfg.logout_hook_max_attempts =>
+                    ) || self.hook_exhausted(&entry, &e) =>
                 {
                     tracing::warn!(
                         code = e.code(),
@@ -315,6 +314,25 @@ impl AuthClient {
             Err(e) if e.session_already_gone() => Ok(entry),
             Err(e) => Err((entry, e)),
         }
+    }
+
+    /// Whether the logout hook has had its chances for this revocation: the attempts,
+    /// and, for a hook that gave no answer at all, the patience too (a short outage must
+    /// not skip it; a hook that is gone for good must not keep the session alive).
+    fn hook_exhausted(&self, entry: &OutboxEntry, e: &AuthError) -> bool {
+        let cfg = &self.inner.cfg;
+        if entry.attempts.saturating_add(1) < cfg.logout_hook_max_attempts {
+            return false;
+        }
+        let answered = matches!(
+            e,
+            AuthError::LogoutHook {
+                status: Some(_),
+                ..
+            }
+        );
+        let age = unix_secs(self.inner.clock.now()).saturating_sub(entry.created_at);
+        answered || age >= i64::try_from(cfg.logout_hook_patience.as_secs()).unwrap_or(i64::MAX)
     }
 
     /// Refreshes a queued revocation's tokens. `Ok(false)`: the server says the session is

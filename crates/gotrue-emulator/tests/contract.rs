@@ -599,17 +599,7 @@ async fn futures_join(env: &Env, token: &str, n: usize) -> Vec<Reply> {
         let url = env.url("/token?grant_type=refresh_token");
         let body = json!({ "refresh_token": token });
         handles.push(tokio::spawn(async move {
-            let resp = http.post(url).json(&body).send().await.unwrap();
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let text = resp.text().await.unwrap();
-            let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-            Reply {
-                status,
-                headers,
-                text,
-                json,
-            }
+            Reply::read(http.post(url).json(&body).send().await.unwrap()).await
         }));
     }
     let mut out = Vec::new();

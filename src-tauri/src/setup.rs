@@ -10,7 +10,7 @@ use std::time::Duration;
 use auth_core::{KEYRING_SERVICE, KeyringStore, SecretStore, Store};
 use serde_json::json;
 use tauri::{AppHandle, Manager, Runtime};
-use tauri_plugin_tessera::EmbeddedServer;
+use tauri_plugin_tessera::{DemoMail, EmbeddedServer};
 
 /// The demo account created in the embedded emulator on first run.
 pub const DEMO_EMAIL: &str = "demo@tessera.dev";
@@ -39,12 +39,35 @@ pub fn start_embedded<R: Runtime>(app: &AppHandle<R>) -> Result<EmbeddedServer, 
         let config = gotrue_emulator::Config::embedded(secret, dir.join("emulator.sqlite"), port);
         start(config).await
     })?;
+    let emulator = Arc::new(emulator);
+    let mail = emulator.clone();
     Ok(EmbeddedServer {
         url: emulator.url().to_owned(),
         anon_key: emulator.anon_key().to_owned(),
         demo: Some((DEMO_EMAIL.to_owned(), DEMO_PASSWORD.to_owned())),
+        mailbox: Some(Box::new(move || mailbox(&mail))),
         keep_alive: Box::new(emulator),
     })
+}
+
+/// The embedded server's sent mail, newest first.
+fn mailbox(emulator: &gotrue_emulator::EmulatorHandle) -> Result<Vec<DemoMail>, String> {
+    let mut mails: Vec<DemoMail> = emulator
+        .mail_for(None)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|m| DemoMail {
+            id: m.id,
+            to: m.to,
+            subject: m.subject,
+            kind: m.mail_type,
+            code: m.otp,
+            link: m.app_link,
+            sent_at: m.created_at,
+        })
+        .collect();
+    mails.reverse();
+    Ok(mails)
 }
 
 /// The data folder, created if missing, readable by this user only (Unix: `0700`).

@@ -32,8 +32,7 @@ async fn app() -> App {
     let backend = BackendInfo {
         url: emu.url().to_owned(),
         embedded: false,
-        demo_email: None,
-        demo_password: None,
+        ..BackendInfo::default()
     };
     let app = mock_builder()
         .plugin(

@@ -1,5 +1,7 @@
 // Tessera's UI: shows the session and drives it through ./auth.js.
 import * as auth from './auth.js';
+import { fillSettings, followServer, wireSettings } from './settings.js';
+import { renderMailbox } from './mailbox.js';
 
 const $ = (id) => document.getElementById(id);
 let session = null;
@@ -10,6 +12,10 @@ let idleTimer = null;
 let countdown = null; // the expiry countdown's next tick, only while it is on screen
 let expiryOnScreen = false;
 let switchId = null; // the account switch a link asked for, while its dialog is open
+let overlay = null; // 'settings' or 'mailbox' while that view is open
+let recovering = false; // signed in from a password-reset link: choosing a new password
+let backendInfo = null; // the server the app talks to (auth.backend())
+let pendingTimer = null; // re-checks queued sign-outs when the engine next tries them
 
 function show(id, text) {
   const el = $(id);
@@ -65,10 +71,15 @@ function tick() {
 }
 
 function render() {
-  const signedIn = !!session && !pendingMfa;
-  $('signed-out').hidden = !!session;
-  $('mfa-step').hidden = !pendingMfa;
-  $('signed-in').hidden = !signedIn;
+  if (!session) recovering = false;
+  const signedIn = !!session && !pendingMfa && !recovering;
+  const main = !overlay;
+  $('settings').hidden = overlay !== 'settings';
+  $('mailbox').hidden = overlay !== 'mailbox';
+  $('signed-out').hidden = !main || !!session;
+  $('mfa-step').hidden = !main || !pendingMfa;
+  $('recovery').hidden = !main || !recovering || !!pendingMfa;
+  $('signed-in').hidden = !main || !signedIn;
   if (!session) {
     $('auth-status').textContent = 'Signed out';
     tick();
@@ -205,6 +216,7 @@ function onChange(change) {
   if (change.event === 'SIGNED_OUT' && switchId) answerAccountSwitch(false, true);
   if (change.event === 'CONNECTIVITY') {
     renderConnectivity(change.connectivity);
+    renderPendingSignOuts();
     return;
   }
   if (change.event === 'AUTH_ERROR') {
@@ -212,6 +224,7 @@ function onChange(change) {
     return;
   }
   if (change.event === 'SIGNED_OUT') {
+    renderPendingSignOuts();
     session = null;
     pendingMfa = null;
     enrolling = null;
@@ -225,9 +238,26 @@ function onChange(change) {
     render();
     return;
   }
-  if (change.event === 'PASSWORD_RECOVERY') message('Signed in to reset your password: choose a new one below.');
   const before = session;
   session = change.session;
+  if (change.event === 'PASSWORD_RECOVERY' && session) {
+    recovering = true;
+    overlay = null;
+    $('recovery-email').textContent = session.user.email;
+    render();
+    $('recovery-password').focus();
+    return;
+  }
+  if (change.event === 'INITIAL_SESSION') {
+    // A new server's engine (after a switch), or the first restore.
+    pendingMfa = null;
+    recovering = false;
+    renderPendingSignOuts();
+    if (session) {
+      afterSignIn(session);
+      return;
+    }
+  }
   if (change.event === 'SIGNED_IN' && (!before || before.sessionId !== session?.sessionId)) {
     afterSignIn(change.session);
     return;
@@ -250,7 +280,108 @@ function resetIdleTimer() {
   }, idleMinutes * 60 * 1000);
 }
 
+/** "1 sign-out waiting for the server", while the outbox holds any; checked again when
+ * the engine next tries them, on connectivity changes and on focus (no polling). */
+async function renderPendingSignOuts() {
+  clearTimeout(pendingTimer);
+  let pending = [];
+  try {
+    pending = await auth.pendingSignOuts();
+  } catch {
+    /* no server, or the keyring is locked: nothing to show */
+  }
+  const n = pending.length;
+  $('pending-sign-outs').hidden = !n;
+  $('pending-sign-outs-text').textContent =
+    n === 1 ? '1 sign-out is waiting for the server.' : `${n} sign-outs are waiting for the server.`;
+  if (n) {
+    const next = Math.min(...pending.map((p) => p.nextAttemptAt)); // unix ms
+    pendingTimer = setTimeout(renderPendingSignOuts, Math.max(1000, next - Date.now() + 1500));
+  }
+}
+
+/** The server the app talks to: the banner, and the sign-in screen following it. */
+function applyBackend(b, prefs) {
+  backendInfo = b;
+  $('open-mailbox').hidden = !b.embedded;
+  if (!b.url) show('backend', 'No server is connected yet.');
+  else if (b.embedded)
+    show('backend', `Offline demo server (built-in emulator). Demo account: ${b.demoEmail} / ${b.demoPassword}`);
+  else show('backend', `Server: ${b.url}`);
+  if (b.embedded && !prefs?.lastEmail && !$('email').value) $('email').value = b.demoEmail;
+  followServer(b);
+  if (overlay === 'settings') fillSettings(b);
+  if (!b.url) openOverlay('settings');
+}
+
+function openOverlay(name) {
+  overlay = name;
+  if (name === 'settings') fillSettings(backendInfo);
+  if (name === 'mailbox') renderMailbox(openMail);
+  render();
+  const first = name === 'settings' ? $('server-url') : $('mailbox-reload');
+  first.focus();
+}
+
+function closeOverlay() {
+  overlay = null;
+  render();
+}
+
+function openMail(id, button) {
+  busy(button, async () => {
+    await auth.openDemoMail(id);
+    closeOverlay();
+  });
+}
+
 function wire() {
+  wireSettings({
+    busy,
+    done: (text) => {
+      closeOverlay();
+      message(text);
+    },
+  });
+  $('open-settings').addEventListener('click', () => openOverlay('settings'));
+  $('close-settings').addEventListener('click', closeOverlay);
+  $('open-mailbox').addEventListener('click', () => openOverlay('mailbox'));
+  $('close-mailbox').addEventListener('click', closeOverlay);
+  $('mailbox-reload').addEventListener('click', () => renderMailbox(openMail));
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && overlay && backendInfo?.url) closeOverlay();
+  });
+  $('retry-sign-outs').addEventListener('click', () =>
+    busy($('retry-sign-outs'), async () => {
+      const left = await auth.retrySignOuts();
+      await renderPendingSignOuts();
+      message(left ? 'The server still cannot be reached; the sign-out stays queued.' : 'The server was told. Nothing is waiting any more.');
+    }),
+  );
+  $('forgot-password').addEventListener('click', () =>
+    busy($('forgot-password'), async () => {
+      const email = $('email').value.trim();
+      await auth.resetPasswordForEmail(email);
+      message(`If an account uses ${email}, a link to reset its password is on its way. Open it on this computer.`);
+    }),
+  );
+  $('resend-confirmation').addEventListener('click', () =>
+    busy($('resend-confirmation'), async () => {
+      const email = $('email').value.trim();
+      await auth.resendConfirmation(email);
+      message(`We sent the confirmation to ${email} again.`);
+    }),
+  );
+  $('recovery-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('recovery-save'), async () => {
+      await auth.updateUser({ password: $('recovery-password').value });
+      $('recovery-password').value = '';
+      recovering = false;
+      message('Your password is changed. Your other devices were signed out.');
+      await afterSignIn(session);
+    });
+  });
   $('password-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy($('sign-in'), async () => {
@@ -264,7 +395,10 @@ function wire() {
       const outcome = await auth.signUp($('email').value, $('password').value);
       $('password').value = '';
       if (outcome.status === 'signedIn') await afterSignIn(outcome.session);
-      else message(`Check your email: we sent a confirmation link to ${outcome.email}.`);
+      else {
+        message(`Check your email: we sent a confirmation link to ${outcome.email}.`);
+        $('resend-row').hidden = false;
+      }
     }),
   );
   $('send-code').addEventListener('click', () =>
@@ -285,14 +419,14 @@ function wire() {
       await afterSignIn(view);
     });
   });
-  for (const id of ['oauth-github', 'oauth-google']) {
-    $(id).addEventListener('click', (ev) =>
-      busy(ev.currentTarget, async () => {
-        await auth.signInWithOAuth(ev.currentTarget.dataset.provider);
-        message('Finish signing in in your browser; you will be brought back here.');
-      }),
-    );
-  }
+  $('oauth-providers').addEventListener('click', (ev) => {
+    const button = ev.target.closest('button[data-provider]');
+    if (!button) return;
+    busy(button, async () => {
+      await auth.signInWithOAuth(button.dataset.provider);
+      message('Finish signing in in your browser; you will be brought back here.');
+    });
+  });
   $('anonymous').addEventListener('click', () =>
     busy($('anonymous'), async () => afterSignIn(await auth.signInAnonymously())),
   );
@@ -314,6 +448,7 @@ function wire() {
         show('sign-out-status', null);
         try {
           const outcome = await auth.signOut(scope);
+          renderPendingSignOuts();
           if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
           else if (outcome.hookError)
             message(`Signed out on this device. The app's server could not end the session yet: ${outcome.hookError.message}. It will be retried.`);
@@ -343,6 +478,7 @@ function wire() {
   // Coming back to the window: the list may have changed elsewhere.
   window.addEventListener('focus', () => {
     if (session && !pendingMfa) renderDevices();
+    renderPendingSignOuts();
   });
   $('password-change').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -437,21 +573,18 @@ async function main() {
     ev.preventDefault();
     answerAccountSwitch(false);
   });
+  await auth.onServerChange((b) => applyBackend(b));
   const [backend, prefs] = await Promise.all([auth.backend(), auth.preferences()]);
-  if (backend.embedded) {
-    show('backend', `Offline demo server (built-in emulator). Demo account: ${backend.demoEmail} / ${backend.demoPassword}`);
-    if (!prefs.lastEmail) $('email').value = backend.demoEmail;
-  } else {
-    show('backend', `Server: ${backend.url}`);
-  }
   if (prefs.lastEmail) $('email').value = prefs.lastEmail;
+  applyBackend(backend, prefs);
   idleMinutes = prefs.idleSignOutMinutes || 0;
   $('idle-minutes').value = idleMinutes;
   session = await auth.state();
   if (session) await afterSignIn(session);
   else render();
   resetIdleTimer();
-  askAccountSwitch(await auth.pendingAccountSwitch());
+  renderPendingSignOuts();
+  askAccountSwitch(await auth.pendingAccountSwitch().catch(() => null));
 }
 
 main().catch(error);

@@ -52,6 +52,11 @@ pub enum AuthError {
     /// A misconfiguration (bad URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// A server a person is connecting to failed a check (`auth_core::server::probe`):
+    /// `invalid_url`, `insecure_url`, `missing_api_key`, `invalid_api_key`,
+    /// `secret_api_key`, `server_unreachable`, `server_timeout`, `tls_error`, `not_gotrue`.
+    #[error("{message}")]
+    ServerCheck { code: &'static str, message: String },
     /// The configured backend has no such operation (e.g. magic links on SuperTokens).
     #[error("{0} is not available with this auth backend")]
     Unsupported(&'static str),
@@ -79,6 +84,7 @@ impl AuthError {
             Self::InvalidCallback(_) => "invalid_callback",
             Self::InvalidInput(_) => "invalid_input",
             Self::Config(_) => "config_error",
+            Self::ServerCheck { code, .. } => code,
             Self::Unsupported(_) => "unsupported_by_backend",
             Self::LogoutHook { code, .. } => match code.as_str() {
                 "UNAUTHORIZED" => "logout_hook_unauthorized",

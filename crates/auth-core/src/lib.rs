@@ -37,6 +37,7 @@ mod lock;
 pub mod model;
 mod persist;
 mod secret;
+pub mod server;
 pub mod store;
 
 pub use backend::{

@@ -89,3 +89,27 @@ export const pendingAccountSwitch = () => invoke('auth_pending_account_switch');
 /** accept: sign in the link's account; otherwise its session is revoked. */
 export const resolveAccountSwitch = (id, accept) =>
   invoke('auth_resolve_account_switch', { id, accept });
+/** The event a change of server arrives as (what `backend()` returns). */
+export const SERVER_EVENT = 'auth:server-change';
+/** Calls `handler(backend)` when the app switches to another server. */
+export async function onServerChange(handler) {
+  return listen(SERVER_EVENT, handler);
+}
+/** Checks a project (URL and anon / publishable key) without saving: what it offers. */
+export const checkServer = (url, anonKey) => invoke('auth_check_server', { url, anonKey });
+/** Checks, saves and switches to a project; its own stored session is restored. */
+export const setServer = (url, anonKey) => invoke('auth_set_server', { url, anonKey });
+/** Forgets the saved project: back to the embedded demo server (or to none). */
+export const resetServer = () => invoke('auth_reset_server');
+/** Sends the password-recovery mail; its link signs in with `PASSWORD_RECOVERY`. */
+export const resetPasswordForEmail = (email) => invoke('auth_reset_password_for_email', { email });
+/** Sign-outs the server has not been told of yet. */
+export const pendingSignOuts = () => invoke('auth_pending_sign_outs');
+/** Tries the queued sign-outs now; resolves to how many are still waiting. */
+export const retrySignOuts = () => invoke('auth_retry_sign_outs');
+/** The embedded demo server's sent mail: `[{ id, to, subject, kind, code, hasLink, sentAt }]`. */
+export const demoMailbox = () => invoke('auth_demo_mailbox');
+/** Opens a demo mail's link as the OS would hand it to the app. */
+/** Sends the sign-up confirmation mail again. */
+export const resendConfirmation = (email) => invoke('auth_resend_confirmation', { email });
+export const openDemoMail = (id) => invoke('auth_open_demo_mail', { id });

@@ -27,4 +27,13 @@ pub const COMMANDS: &[&str] = &[
     "auth_revoke_session",
     "auth_pending_account_switch",
     "auth_resolve_account_switch",
+    "auth_check_server",
+    "auth_set_server",
+    "auth_reset_server",
+    "auth_reset_password_for_email",
+    "auth_pending_sign_outs",
+    "auth_retry_sign_outs",
+    "auth_demo_mailbox",
+    "auth_open_demo_mail",
+    "auth_resend_confirmation",
 ];

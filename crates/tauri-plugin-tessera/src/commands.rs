@@ -17,13 +17,14 @@ type Result<T> = std::result::Result<T, CommandError>;
 #[tauri::command]
 pub async fn auth_state(state: State<'_, AuthState>) -> Result<Option<SessionView>> {
     state.ready().await;
-    Ok(state.client.session())
+    // No server connected yet: nobody is signed in.
+    Ok(state.client().ok().and_then(|client| client.session()))
 }
 
 /// Which server the app talks to (and the demo account when it is the embedded emulator).
 #[tauri::command]
 pub async fn auth_backend(state: State<'_, AuthState>) -> Result<BackendInfo> {
-    Ok(state.backend.clone())
+    Ok(state.backend())
 }
 
 #[tauri::command]
@@ -35,7 +36,7 @@ pub async fn auth_sign_up<R: Runtime>(
 ) -> Result<SignUpOutcome> {
     state.ready().await;
     let outcome = state
-        .client
+        .client()?
         .sign_up(&email, &Password::new(password))
         .await?;
     crate::remember_email(&app, &email);
@@ -51,7 +52,7 @@ pub async fn auth_sign_in_with_password<R: Runtime>(
 ) -> Result<SessionView> {
     state.ready().await;
     let view = state
-        .client
+        .client()?
         .sign_in_with_password(&email, &Password::new(password))
         .await?;
     crate::remember_email(&app, &email);
@@ -61,7 +62,7 @@ pub async fn auth_sign_in_with_password<R: Runtime>(
 #[tauri::command]
 pub async fn auth_sign_in_anonymously(state: State<'_, AuthState>) -> Result<SessionView> {
     state.ready().await;
-    Ok(state.client.sign_in_anonymously().await?)
+    Ok(state.client()?.sign_in_anonymously().await?)
 }
 
 /// Sends a magic link (PKCE; it comes back as a deep link) and a 6-digit code.
@@ -72,7 +73,7 @@ pub async fn auth_sign_in_with_otp<R: Runtime>(
     email: String,
 ) -> Result<()> {
     state.ready().await;
-    state.client.sign_in_with_otp(&email).await?;
+    state.client()?.sign_in_with_otp(&email).await?;
     crate::remember_email(&app, &email);
     Ok(())
 }
@@ -87,7 +88,7 @@ pub async fn auth_verify_otp(
     state.ready().await;
     let kind = r#type.unwrap_or_else(|| "email".into());
     Ok(state
-        .client
+        .client()?
         .verify_otp(&email, &OneTimeCode::new(token), &kind)
         .await?)
 }
@@ -101,7 +102,7 @@ pub async fn auth_sign_in_with_oauth<R: Runtime>(
     provider: String,
 ) -> Result<()> {
     state.ready().await;
-    let url = state.client.sign_in_with_oauth(&provider, None).await?;
+    let url = state.client()?.sign_in_with_oauth(&provider, None).await?;
     crate::open_in_browser(&app, &url)
 }
 
@@ -112,14 +113,14 @@ pub async fn auth_sign_out(
 ) -> Result<SignOutOutcome> {
     state.ready().await;
     let scope: SignOutScope = scope.as_deref().unwrap_or("global").parse()?;
-    Ok(state.client.sign_out(scope).await?)
+    Ok(state.client()?.sign_out(scope).await?)
 }
 
 /// Your devices: the user's sessions, this one marked.
 #[tauri::command]
 pub async fn auth_list_sessions(state: State<'_, AuthState>) -> Result<Vec<DeviceSession>> {
     state.ready().await;
-    Ok(state.client.list_sessions().await?)
+    Ok(state.client()?.list_sessions().await?)
 }
 
 /// Signs one of the listed sessions out (this device's own: a local sign-out).
@@ -129,19 +130,19 @@ pub async fn auth_revoke_session(
     session_id: String,
 ) -> Result<RevokeOutcome> {
     state.ready().await;
-    Ok(state.client.revoke_session(&session_id).await?)
+    Ok(state.client()?.revoke_session(&session_id).await?)
 }
 
 #[tauri::command]
 pub async fn auth_refresh(state: State<'_, AuthState>) -> Result<SessionView> {
     state.ready().await;
-    Ok(state.client.refresh().await?)
+    Ok(state.client()?.refresh().await?)
 }
 
 #[tauri::command]
 pub async fn auth_user(state: State<'_, AuthState>) -> Result<User> {
     state.ready().await;
-    Ok(state.client.user().await?)
+    Ok(state.client()?.user().await?)
 }
 
 #[tauri::command]
@@ -160,7 +161,7 @@ pub async fn auth_update_user(
     if update.email.is_none() && update.password.is_none() && update.data.is_none() {
         return Err(CommandError::new("invalid_input", "Nothing to update."));
     }
-    Ok(state.client.update_user(update).await?)
+    Ok(state.client()?.update_user(update).await?)
 }
 
 #[derive(Debug, Serialize)]
@@ -174,7 +175,7 @@ pub struct Factors {
 #[tauri::command]
 pub async fn auth_mfa_factors(state: State<'_, AuthState>) -> Result<Factors> {
     state.ready().await;
-    let user = state.client.user().await?;
+    let user = state.client()?.user().await?;
     let totp = user
         .factors
         .iter()
@@ -194,7 +195,7 @@ pub async fn auth_mfa_enroll(
 ) -> Result<MfaEnrollment> {
     state.ready().await;
     Ok(state
-        .client
+        .client()?
         .mfa_enroll(friendly_name.as_deref().filter(|n| !n.is_empty()))
         .await?)
 }
@@ -207,7 +208,7 @@ pub async fn auth_mfa_verify(
 ) -> Result<SessionView> {
     state.ready().await;
     Ok(state
-        .client
+        .client()?
         .mfa_verify(&factor_id, &OneTimeCode::new(code.trim()))
         .await?)
 }
@@ -215,7 +216,7 @@ pub async fn auth_mfa_verify(
 #[tauri::command]
 pub async fn auth_mfa_unenroll(state: State<'_, AuthState>, factor_id: String) -> Result<()> {
     state.ready().await;
-    Ok(state.client.mfa_unenroll(&factor_id).await?)
+    Ok(state.client()?.mfa_unenroll(&factor_id).await?)
 }
 
 #[tauri::command]
@@ -265,7 +266,7 @@ pub async fn auth_pending_account_switch(
     state: State<'_, AuthState>,
 ) -> Result<Option<AccountSwitch>> {
     state.ready().await;
-    Ok(state.client.pending_account_switch().await)
+    Ok(state.client()?.pending_account_switch().await)
 }
 
 /// The user's answer: `accept` signs in the link's account; otherwise its session is
@@ -277,5 +278,85 @@ pub async fn auth_resolve_account_switch(
     accept: bool,
 ) -> Result<Option<SessionView>> {
     state.ready().await;
-    Ok(state.client.resolve_account_switch(&id, accept).await?)
+    Ok(state.client()?.resolve_account_switch(&id, accept).await?)
+}
+
+/// Checks a server as the person typed it: reachable, a GoTrue, the key accepted (never a
+/// secret key), and what it offers. Saves nothing.
+#[tauri::command]
+pub async fn auth_check_server(
+    url: String,
+    anon_key: String,
+) -> Result<auth_core::server::ServerInfo> {
+    crate::server::check(&url, &anon_key).await
+}
+
+/// Checks, saves and switches to a server (its own stored session is restored).
+#[tauri::command]
+pub async fn auth_set_server<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    url: String,
+    anon_key: String,
+) -> Result<BackendInfo> {
+    crate::server::set(&app, &state, &url, &anon_key).await
+}
+
+/// Forgets the saved server: back to the app's embedded server (or to none).
+#[tauri::command]
+pub async fn auth_reset_server<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+) -> Result<BackendInfo> {
+    crate::server::forget(&app, &state).await
+}
+
+/// Sends a password-recovery mail; its link comes back as a `PASSWORD_RECOVERY` sign-in.
+#[tauri::command]
+pub async fn auth_reset_password_for_email<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    email: String,
+) -> Result<()> {
+    state.ready().await;
+    state.client()?.reset_password_for_email(&email).await?;
+    crate::remember_email(&app, &email);
+    Ok(())
+}
+
+/// Sign-outs still owed to the server (queued while it could not be reached).
+#[tauri::command]
+pub async fn auth_pending_sign_outs(
+    state: State<'_, AuthState>,
+) -> Result<Vec<auth_core::PendingRevocation>> {
+    state.ready().await;
+    Ok(state.client()?.pending_revocations().await?)
+}
+
+/// Tries every queued sign-out now; returns how many are still waiting.
+#[tauri::command]
+pub async fn auth_retry_sign_outs(state: State<'_, AuthState>) -> Result<usize> {
+    state.ready().await;
+    Ok(state.client()?.flush_outbox().await?)
+}
+
+/// The mails the embedded demo server sent (codes shown; links stay on the Rust side).
+#[tauri::command]
+pub async fn auth_demo_mailbox<R: Runtime>(app: AppHandle<R>) -> Result<Vec<crate::DemoMailView>> {
+    crate::demo_mailbox(&app)
+}
+
+/// Opens the link of a demo mail, exactly as if the OS had handed it to the app.
+#[tauri::command]
+pub async fn auth_open_demo_mail<R: Runtime>(app: AppHandle<R>, id: i64) -> Result<()> {
+    let link = crate::demo_mail_link(&app, id)?;
+    crate::handle_link(&app, link).await;
+    Ok(())
+}
+
+/// Sends the sign-up confirmation mail again.
+#[tauri::command]
+pub async fn auth_resend_confirmation(state: State<'_, AuthState>, email: String) -> Result<()> {
+    state.ready().await;
+    Ok(state.client()?.resend_confirmation(&email).await?)
 }

@@ -19,20 +19,24 @@
 mod command_names;
 mod commands;
 mod error;
+mod server;
+mod state;
 
 use std::any::Any;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use auth_core::{AuthClient, AuthConfig, KEYRING_SERVICE, KeyringStore, LinkOutcome, SecretStore};
+use auth_core::{AuthClient, KEYRING_SERVICE, KeyringStore, LinkOutcome};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WindowEvent};
-use tokio::sync::watch;
 
 pub use command_names::COMMANDS;
 pub use error::CommandError;
+pub use server::SERVER_EVENT;
+pub use state::AuthState;
+
+use server::{Active, EmbeddedProvider};
 
 /// The Tauri event every auth-state change is sent as, to every window.
 pub const STATE_EVENT: &str = "auth:state-change";
@@ -44,14 +48,24 @@ pub const ACCOUNT_SWITCH_EVENT: &str = "auth:account-switch";
 const PREFERENCES_FILE: &str = "preferences.json";
 
 /// Which server the app talks to.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackendInfo {
+    /// Its API root; empty when no server is connected yet.
     pub url: String,
     /// The app's own embedded server (no server configured).
     pub embedded: bool,
     pub demo_email: Option<String>,
     pub demo_password: Option<String>,
+    /// The build names its server (`plugins.tessera.authUrl` or `TESSERA_AUTH_URL`): it
+    /// cannot be changed in the app.
+    pub locked: bool,
+    /// The app can go back to its embedded server.
+    pub embedded_available: bool,
+    /// The API key, masked (`sb_publishable_…f3Qa`): it is public, but no reason to show it.
+    pub anon_key_hint: Option<String>,
+    /// What the server offers (providers, sign-ups, confirmation), when known.
+    pub server_settings: Option<auth_core::server::ServerInfo>,
 }
 
 /// Non-secret preferences (tauri-plugin-store).
@@ -61,48 +75,6 @@ pub struct Preferences {
     pub last_email: Option<String>,
     /// Sign out locally after this many minutes without activity (off when `None`).
     pub idle_sign_out_minutes: Option<u32>,
-}
-
-/// What the commands reach through `State<AuthState>`.
-pub struct AuthState {
-    pub client: AuthClient,
-    pub backend: BackendInfo,
-    ready: watch::Receiver<bool>,
-    last_validation: Mutex<Option<Instant>>,
-    /// Preferences are kept (tauri-plugin-store is registered).
-    preferences: bool,
-    /// Keeps the app's embedded server running as long as the app.
-    _embedded: Option<Box<dyn Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for AuthState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthState")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuthState {
-    /// Waits until the stored session has been restored (so no window sees a false
-    /// "signed out" while the keyring is still being read).
-    pub async fn ready(&self) {
-        let mut rx = self.ready.clone();
-        let _ = rx.wait_for(|ready| *ready).await;
-    }
-
-    /// Validates on focus, at most every few seconds.
-    fn should_validate(&self) -> bool {
-        let mut last = self
-            .last_validation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(3));
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
-    }
 }
 
 /// `plugins.tessera` in `tauri.conf.json`. Each field can be overridden by the
@@ -151,6 +123,8 @@ pub struct EmbeddedServer {
     pub anon_key: String,
     /// A demo account to show on the sign-in screen: (email, password).
     pub demo: Option<(String, String)>,
+    /// The mails it sent, newest first (the demo mailbox view), when it can tell.
+    pub mailbox: Option<DemoMailbox>,
     pub keep_alive: Box<dyn Any + Send + Sync>,
 }
 
@@ -161,9 +135,6 @@ impl std::fmt::Debug for EmbeddedServer {
             .finish_non_exhaustive()
     }
 }
-
-type EmbeddedProvider<R> =
-    Box<dyn FnOnce(&AppHandle<R>) -> Result<EmbeddedServer, String> + Send + 'static>;
 
 /// Builds the plugin.
 pub struct Builder<R: Runtime> {
@@ -202,10 +173,11 @@ impl<R: Runtime> Builder<R> {
         Self::default()
     }
 
-    /// The server to start when none is configured (called once, at setup).
+    /// The server to start when none is configured: called once, when it is first used
+    /// (at start, or when the person goes back to it from a server of their own).
     pub fn embedded_server(
         mut self,
-        start: impl FnOnce(&AppHandle<R>) -> Result<EmbeddedServer, String> + Send + 'static,
+        start: impl Fn(&AppHandle<R>) -> Result<EmbeddedServer, String> + Send + Sync + 'static,
     ) -> Self {
         self.embedded = Some(Box::new(start));
         self
@@ -257,18 +229,36 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_revoke_session,
                 commands::auth_pending_account_switch,
                 commands::auth_resolve_account_switch,
+                commands::auth_check_server,
+                commands::auth_set_server,
+                commands::auth_reset_server,
+                commands::auth_reset_password_for_email,
+                commands::auth_pending_sign_outs,
+                commands::auth_retry_sign_outs,
+                commands::auth_demo_mailbox,
+                commands::auth_open_demo_mail,
+                commands::auth_resend_confirmation,
             ])
             .setup(move |app, api| {
-                let (client, backend, keep) = match engine {
-                    Some((client, backend)) => (client, backend, None),
+                let settings = api.config().clone().unwrap_or_default().resolved();
+                let embedded_available = embedded.is_some() && settings.auth_url.is_none();
+                let servers = server::Servers {
+                    settings,
+                    embedded,
+                    store: Arc::new(KeyringStore::for_platform(KEYRING_SERVICE)),
+                    running: Mutex::new(None),
+                };
+                let (active, switchable) = match engine {
+                    Some((client, backend)) => (server::Active::fixed(client, backend), false),
                     None => {
                         // Sign-in links must be able to come back.
                         watch_links(app)?;
-                        let config = api.config().clone().unwrap_or_default();
-                        engine_from_settings(app, &config.resolved(), embedded)?
+                        let choice = servers.initial_choice(app, preferences);
+                        (servers.engine(app, choice)?, true)
                     }
                 };
-                install(app, client, backend, keep, preferences);
+                app.manage(servers);
+                install(app, active, preferences, switchable, embedded_available);
                 Ok(())
             })
             .on_event(|app, event| {
@@ -314,117 +304,23 @@ fn watch_links<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     Ok(())
 }
 
-/// The engine the settings describe: the configured server, or the app's embedded one.
-type Engine = (AuthClient, BackendInfo, Option<Box<dyn Any + Send + Sync>>);
-
-fn engine_from_settings<R: Runtime>(
-    app: &AppHandle<R>,
-    settings: &Config,
-    embedded: Option<EmbeddedProvider<R>>,
-) -> Result<Engine, Box<dyn std::error::Error>> {
-    let backend_kind: auth_core::BackendKind =
-        settings.backend.as_deref().unwrap_or_default().parse()?;
-    if backend_kind == auth_core::BackendKind::SuperTokens && settings.auth_url.is_none() {
-        return Err(
-            "TESSERA_BACKEND=supertokens needs TESSERA_AUTH_URL: the app backend's API domain"
-                .into(),
-        );
-    }
-    let (url, anon_key, server, profile_default) = match (&settings.auth_url, embedded) {
-        (Some(url), _) => (
-            url.clone(),
-            settings.anon_key.clone().unwrap_or_default(),
-            None,
-            "default",
-        ),
-        (None, Some(start)) => {
-            let server = start(app)?;
-            (
-                server.url.clone(),
-                server.anon_key.clone(),
-                Some(server),
-                "embedded",
-            )
-        }
-        (None, None) => {
-            return Err("no auth server: set plugins.tessera.authUrl or TESSERA_AUTH_URL".into());
-        }
-    };
-    let demo = server.as_ref().and_then(|s| s.demo.clone());
-    let backend = BackendInfo {
-        url: url.clone(),
-        embedded: server.is_some(),
-        demo_email: demo.as_ref().map(|(email, _)| email.clone()),
-        demo_password: demo.map(|(_, password)| password),
-    };
-    let mut cfg = AuthConfig::new(url, anon_key);
-    cfg.profile = std::env::var("TESSERA_PROFILE")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| profile_default.into());
-    cfg.callback_base = settings
-        .callback_base
-        .clone()
-        .unwrap_or_else(|| "tessera://auth".into());
-    cfg.rest_url = settings.rest_url.clone();
-    cfg.logout_hook_url = settings.logout_hook_url.clone();
-    cfg.backend = backend_kind;
-    if backend.embedded {
-        // Its port may change (54329 busy): its sessions belong to it, not to the port.
-        cfg.server_id = Some(EMBEDDED_SERVER_ID.into());
-    }
-    cfg.lock_dir = Some(auth_core::default_lock_dir());
-    cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
-    tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "Tessera started");
-    let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
-    let client = AuthClient::new(cfg, store)?;
-    Ok((client, backend, server.map(|s| s.keep_alive)))
-}
-
-/// Registers the state and starts the event bridge and the restore.
+/// Registers the state and restores the session of the server in use.
 fn install<R: Runtime>(
     app: &AppHandle<R>,
-    client: AuthClient,
-    backend: BackendInfo,
-    keep_alive: Option<Box<dyn Any + Send + Sync>>,
+    active: Active,
     preferences: bool,
+    switchable: bool,
+    embedded_available: bool,
 ) {
-    let (ready_tx, ready) = watch::channel(false);
-    let mut events = client.subscribe();
-    let handle = app.clone();
-    tauri::async_runtime::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(change) => {
-                    if let Err(e) = handle.emit(STATE_EVENT, &change) {
-                        tracing::warn!(error = %e, "cannot emit an auth event");
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "auth events were dropped");
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    app.manage(AuthState {
-        client: client.clone(),
-        backend,
-        ready,
-        last_validation: Mutex::new(None),
+    app.manage(AuthState::new(
+        active,
         preferences,
-        _embedded: keep_alive,
-    });
+        switchable,
+        embedded_available,
+    ));
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
-        match client.start().await {
-            Ok(Some(view)) => {
-                tracing::info!(session = %view.session_id, "restored the stored session")
-            }
-            Ok(None) => tracing::info!("no stored session"),
-            Err(e) => tracing::warn!(code = e.code(), "the stored session could not be restored"),
-        }
-        let _ = ready_tx.send(true);
+        state::start_engine(&handle, 0).await;
         // A link that started the app (cold start) is handled once the session is restored.
         for url in cold_start_links(&handle) {
             handle_link(&handle, url).await;
@@ -454,12 +350,16 @@ fn cold_start_links<R: Runtime>(app: &AppHandle<R>) -> Vec<String> {
 
 /// A deep link arrived: the engine checks it strictly (a refused link becomes an
 /// `AUTH_ERROR` event and changes nothing). The main window comes to the front.
-async fn handle_link<R: Runtime>(app: &AppHandle<R>, url: String) {
+pub(crate) async fn handle_link<R: Runtime>(app: &AppHandle<R>, url: String) {
     let Some(state) = app.try_state::<AuthState>() else {
         return;
     };
     state.ready().await;
-    match state.client.handle_callback(&url).await {
+    let Ok(client) = state.client() else {
+        tracing::warn!("a deep link came while no server is connected; ignored");
+        return;
+    };
+    match client.handle_callback(&url).await {
         Ok(LinkOutcome::ConfirmSwitch { switch }) => {
             tracing::info!("deep link for another account: asking the user");
             if let Err(e) = app.emit(ACCOUNT_SWITCH_EVENT, &switch) {
@@ -481,11 +381,13 @@ fn on_focus<R: Runtime>(app: &AppHandle<R>) {
     let Some(state) = app.try_state::<AuthState>() else {
         return;
     };
-    state.client.nudge();
+    let Ok(client) = state.client() else {
+        return;
+    };
+    client.nudge();
     if !state.should_validate() {
         return;
     }
-    let client = state.client.clone();
     tauri::async_runtime::spawn(async move {
         if let Err(e) = client.validate().await {
             tracing::debug!(
@@ -540,4 +442,85 @@ pub(crate) fn save_preference<R: Runtime>(app: &AppHandle<R>, key: &str, value: 
 
 pub(crate) fn remember_email<R: Runtime>(app: &AppHandle<R>, email: &str) {
     save_preference(app, "lastEmail", json!(email.trim()));
+}
+
+/// Reads the embedded server's sent mail, in process.
+pub type DemoMailbox = Box<dyn Fn() -> Result<Vec<DemoMail>, String> + Send + Sync>;
+
+/// A mail the embedded demo server sent.
+#[derive(Debug, Clone)]
+pub struct DemoMail {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    /// `signup`, `magiclink`, `recovery`, `email_change`, …
+    pub kind: String,
+    /// The one-time code in the mail.
+    pub code: String,
+    /// The app link in the mail (`tessera://auth/callback?flow=…&token_hash=…`).
+    pub link: Option<String>,
+    pub sent_at: String,
+}
+
+/// A demo mail as the UI sees it: the link stays here (the UI opens it by id).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoMailView {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub kind: String,
+    pub code: String,
+    pub has_link: bool,
+    pub sent_at: String,
+}
+
+fn demo_mails<R: Runtime>(app: &AppHandle<R>) -> Result<Vec<DemoMail>, CommandError> {
+    let not_demo = || {
+        CommandError::new(
+            "no_demo_mailbox",
+            "The mailbox shows the mail of the embedded demo server only.",
+        )
+    };
+    let state = app.state::<AuthState>();
+    if !state.backend().embedded {
+        return Err(not_demo());
+    }
+    let servers = app.try_state::<server::Servers<R>>().ok_or_else(not_demo)?;
+    let running = servers
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(not_demo)?;
+    let mailbox = running.mailbox.as_ref().ok_or_else(not_demo)?;
+    mailbox().map_err(|e| CommandError::new("mailbox_error", e))
+}
+
+pub(crate) fn demo_mailbox<R: Runtime>(
+    app: &AppHandle<R>,
+) -> Result<Vec<DemoMailView>, CommandError> {
+    Ok(demo_mails(app)?
+        .into_iter()
+        .map(|m| DemoMailView {
+            id: m.id,
+            to: m.to,
+            subject: m.subject,
+            kind: m.kind,
+            code: m.code,
+            has_link: m.link.is_some(),
+            sent_at: m.sent_at,
+        })
+        .collect())
+}
+
+pub(crate) fn demo_mail_link<R: Runtime>(
+    app: &AppHandle<R>,
+    id: i64,
+) -> Result<String, CommandError> {
+    demo_mails(app)?
+        .into_iter()
+        .find(|m| m.id == id)
+        .and_then(|m| m.link)
+        .ok_or_else(|| CommandError::new("not_found", "That mail has no link to open."))
 }

@@ -769,3 +769,7 @@ async fn the_embedded_server_is_closed_to_everyone_but_the_app() {
 /// Deep links as an attacker sends them (see `links.rs`).
 #[path = "links.rs"]
 mod links;
+
+/// A real user's app: connecting a project, forgot password, the demo mailbox.
+#[path = "project.rs"]
+mod project;

@@ -349,6 +349,27 @@ impl AuthBackend for GoTrueApi {
         .await
     }
 
+    async fn resend(
+        &self,
+        kind: &str,
+        email: &str,
+        code_challenge: Option<&str>,
+        redirect_to: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let mut body = json!({ "type": kind, "email": email });
+        if let Some(challenge) = code_challenge {
+            body["code_challenge"] = json!(challenge);
+            body["code_challenge_method"] = json!("s256");
+        }
+        self.call_empty(
+            Method::POST,
+            &Self::with_redirect("/resend", redirect_to),
+            None,
+            Some(body),
+        )
+        .await
+    }
+
     /// Verifies an emailed code (`type`: email, signup, magiclink, recovery, invite, email_change).
     async fn verify_otp(
         &self,

@@ -219,6 +219,18 @@ pub trait AuthBackend: Send + Sync + std::fmt::Debug {
         Err(AuthError::Unsupported("password recovery"))
     }
 
+    /// Sends a mail again: the sign-up confirmation (`signup`) or the email-change
+    /// confirmation (`email_change`).
+    async fn resend(
+        &self,
+        _kind: &str,
+        _email: &str,
+        _code_challenge: Option<&str>,
+        _redirect_to: Option<&str>,
+    ) -> Result<(), AuthError> {
+        Err(AuthError::Unsupported("sending a confirmation again"))
+    }
+
     async fn verify_otp(
         &self,
         _email: &str,

@@ -87,6 +87,24 @@ impl AuthClient {
         }
     }
 
+    /// Sends the sign-up confirmation mail again (its link comes back as a sign-up flow of
+    /// this device). The server answers the same whether or not the address has an
+    /// unconfirmed account, so this says nothing about who signed up.
+    pub async fn resend_confirmation(&self, email: &str) -> Result<(), AuthError> {
+        let email = Self::check_email(email)?;
+        let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
+        let redirect = self.callback_url(&flow.id);
+        let result = self
+            .inner
+            .api
+            .resend("signup", &email, Some(&challenge), Some(&redirect))
+            .await;
+        if result.is_err() {
+            self.forget_flow(&flow.id).await;
+        }
+        self.report(result)
+    }
+
     /// Sends a magic link (which comes back as a PKCE callback) and a 6-digit code.
     pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
         let email = Self::check_email(email)?;

@@ -311,6 +311,11 @@ impl AuthClient {
         &self.inner.metrics
     }
 
+    /// The settings this engine runs with.
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.cfg
+    }
+
     /// Auth events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<AuthStateChange> {
         self.inner.events.subscribe()

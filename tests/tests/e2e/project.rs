@@ -1,0 +1,246 @@
+//! A real user's app in the real window: connecting a project in Settings → Server (each
+//! server keeps its own session), the sign-in screen following the server, forgot
+//! password, the demo mailbox, resending a confirmation and queued sign-outs.
+
+use std::time::Duration;
+
+use gotrue_emulator::Config;
+use tessera_e2e::*;
+
+/// Opens Settings and connects the project at `url` with `key`.
+async fn connect(app: &fantoccini::Client, url: &str, key: &str) {
+    click(app, "open-settings").await;
+    fill(app, "server-url", url).await;
+    fill(app, "anon-key", key).await;
+    click(app, "save-server").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn a_project_is_checked_connected_and_each_server_keeps_its_session() {
+    // Started as a user starts it: the embedded demo server. The harness's emulator plays
+    // the person's own Supabase project.
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::embedded(free_port(), data.path()).await;
+    let user = h.create_user("project@example.com").await;
+    let app = h.open_app().await;
+    fill(&app, "email", "demo@tessera.dev").await;
+    fill(&app, "password", "tessera-demo").await;
+    click(&app, "sign-in").await;
+    wait_status(&app, |s| s == "Signed in as demo@tessera.dev").await;
+
+    // What is wrong is said, and nothing changes.
+    click(&app, "open-settings").await;
+    screenshot(&app, "settings").await;
+    fill(&app, "server-url", "abcdefgh.supabase.co").await;
+    fill(&app, "anon-key", h.emu.anon_key()).await;
+    click(&app, "save-server").await;
+    wait_text(&app, "server-check", |t| t.contains("is not a URL")).await;
+    fill(&app, "server-url", h.emu.url()).await;
+    fill(&app, "anon-key", h.emu.service_role_key()).await;
+    click(&app, "save-server").await;
+    wait_text(&app, "server-check", |t| t.contains("secret key")).await;
+    screenshot(&app, "settings-secret-key-refused").await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    fill(&app, "server-url", &closed).await;
+    fill(&app, "anon-key", h.emu.anon_key()).await;
+    click(&app, "save-server").await;
+    wait_text(&app, "server-check", |t| t.contains("cannot be reached")).await;
+    assert!(text(&app, "backend").await.contains("demo server"));
+
+    // The real project: checked, saved, switched to. Its sign-in screen follows its
+    // settings (the test project has GitHub and Google on).
+    fill(&app, "server-url", h.emu.url()).await;
+    fill(&app, "anon-key", h.emu.anon_key()).await;
+    click(&app, "save-server").await;
+    wait_text(&app, "message", |t| t.starts_with("Connected to")).await;
+    wait_status(&app, |s| s == "Signed out").await;
+    wait_text(&app, "backend", |t| t.contains(h.emu.url())).await;
+    wait_text(&app, "oauth-github", |t| t.contains("GitHub")).await;
+    screenshot(&app, "sign-in-project").await;
+    sign_in(&app, "project@example.com").await;
+    assert_eq!(h.sessions(&user).await.len(), 1);
+
+    // Back to the demo server: its session was kept, and is there again.
+    click(&app, "open-settings").await;
+    click(&app, "use-demo-server").await;
+    wait_status(&app, |s| s == "Signed in as demo@tessera.dev").await;
+    // The project's session was neither revoked nor used meanwhile.
+    assert_eq!(h.sessions(&user).await.len(), 1);
+
+    // And to the project again: its session is restored, not a new sign-in.
+    connect(&app, h.emu.url(), h.emu.anon_key()).await;
+    wait_status(&app, |s| s == "Signed in as project@example.com").await;
+    assert_eq!(h.sessions(&user).await.len(), 1);
+
+    // The choice is kept: a restart comes back to the project, signed in.
+    app.close().await.unwrap();
+    let app = h.open_app().await;
+    wait_status(&app, |s| s == "Signed in as project@example.com").await;
+    assert!(text(&app, "backend").await.contains(h.emu.url()));
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn a_locked_server_is_shown_read_only_and_the_screen_follows_its_settings() {
+    let h = Harness::with(Config {
+        disable_signup: true,
+        anonymous_users: false,
+        ..Config::for_tests()
+    })
+    .await;
+    let app = h.open_app().await;
+    // Sign-ups are off, guests too: no "Create account", no "Continue without an account".
+    wait_text(&app, "sign-in", |t| t == "Sign in").await;
+    let hidden = |id: &'static str| {
+        let app = app.clone();
+        async move {
+            let v = app
+                .execute(
+                    "return document.getElementById(arguments[0]).closest('[hidden]') !== null \
+                     || document.getElementById(arguments[0]).hidden",
+                    vec![serde_json::json!(id)],
+                )
+                .await
+                .unwrap();
+            v.as_bool().unwrap()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !(hidden("sign-up").await && hidden("anonymous").await) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the screen did not follow the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!hidden("oauth-github").await);
+    click(&app, "open-settings").await;
+    wait_text(&app, "server-locked", |t| {
+        t.contains("built for one server")
+    })
+    .await;
+    assert!(hidden("save-server").await);
+    assert!(hidden("use-demo-server").await);
+    screenshot(&app, "settings-locked").await;
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn forgot_password_sets_a_new_one_and_signs_out_other_devices() {
+    let h = Harness::start().await;
+    let user = h.create_user("forgot@example.com").await;
+    let laptop = format!("{}-laptop", h.profile);
+    h.sign_in_device(&laptop, "forgot@example.com");
+    assert_eq!(h.sessions(&user).await.len(), 1);
+    let app = h.open_app().await;
+    fill(&app, "email", "forgot@example.com").await;
+    click(&app, "forgot-password").await;
+    wait_text(&app, "message", |t| t.contains("reset its password")).await;
+    let link = h.deep_link_from_mail("forgot@example.com").await;
+    assert!(h.second_instance(&link).status.success());
+    wait_text(&app, "recovery-email", |t| t == "forgot@example.com").await;
+    screenshot(&app, "recovery").await;
+    fill(&app, "recovery-password", "a-new-password-2").await;
+    click(&app, "recovery-save").await;
+    wait_text(&app, "message", |t| {
+        t.contains("other devices were signed out")
+    })
+    .await;
+    wait_status(&app, |s| s == "Signed in as forgot@example.com").await;
+    // The laptop's session is gone; only this app's is left.
+    assert_eq!(h.sessions(&user).await.len(), 1);
+    // The new password works.
+    click(&app, "sign-out-local").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    fill(&app, "email", "forgot@example.com").await;
+    fill(&app, "password", "a-new-password-2").await;
+    click(&app, "sign-in").await;
+    wait_status(&app, |s| s == "Signed in as forgot@example.com").await;
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_demo_mailbox_opens_a_magic_link() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::embedded(free_port(), data.path()).await;
+    let app = h.open_app().await;
+    fill(&app, "email", "demo@tessera.dev").await;
+    click(&app, "send-code").await;
+    wait_text(&app, "message", |t| t.contains("emailed")).await;
+    click(&app, "open-mailbox").await;
+    wait_text(&app, "mail-list", |t| t.contains("demo@tessera.dev")).await;
+    let codes = texts(&app, "#mail-list .mail-code").await;
+    assert!(codes.iter().any(|c| c.len() == 6), "{codes:?}");
+    screenshot(&app, "mailbox").await;
+    click_css(&app, "#mail-list .mail-open").await;
+    wait_status(&app, |s| s == "Signed in as demo@tessera.dev").await;
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn confirmation_is_explained_and_can_be_sent_again() {
+    let h = Harness::with(Config {
+        autoconfirm: false,
+        ..Config::for_tests()
+    })
+    .await;
+    let app = h.open_app().await;
+    wait_text(&app, "confirm-hint", |t| {
+        t.contains("confirm their address")
+    })
+    .await;
+    fill(&app, "email", "new@example.com").await;
+    fill(&app, "password", PASSWORD).await;
+    click(&app, "sign-up").await;
+    wait_text(&app, "message", |t| t.contains("Check your email")).await;
+    assert_eq!(h.emu.mail_for(Some("new@example.com")).unwrap().len(), 1);
+    click(&app, "resend-confirmation").await;
+    wait_text(&app, "message", |t| t.contains("again")).await;
+    assert_eq!(h.emu.mail_for(Some("new@example.com")).unwrap().len(), 2);
+    // The resent mail's link (as the README's template renders it) finishes the sign-up.
+    let mails = h.emu.mail_for(Some("new@example.com")).unwrap();
+    let link = mails.last().unwrap().app_link.clone().expect("an app link");
+    assert!(link.starts_with("tessera://auth/callback?flow="), "{link}");
+    assert!(h.second_instance(&link).status.success());
+    wait_status(&app, |s| s == "Signed in as new@example.com").await;
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn a_queued_sign_out_is_shown_until_the_server_is_told() {
+    let h = Harness::start().await;
+    let user = h.create_user("queued@example.com").await;
+    let app = h.open_app().await;
+    sign_in(&app, "queued@example.com").await;
+    h.fault(serde_json::json!({"path": "/logout", "drop": true, "times": 1000}))
+        .await;
+    click(&app, "sign-out-local").await;
+    wait_status(&app, |s| s == "Signed out").await;
+    wait_text(&app, "pending-sign-outs-text", |t| {
+        t == "1 sign-out is waiting for the server."
+    })
+    .await;
+    screenshot(&app, "sign-out-waiting").await;
+    // "Try again now" while the server still cannot be reached: it stays queued.
+    click(&app, "retry-sign-outs").await;
+    wait_text(&app, "message", |t| t.contains("stays queued")).await;
+    assert_eq!(h.sessions(&user).await.len(), 1);
+    // The server is back: the engine delivers it on its own, and the line goes away.
+    h.clear_faults().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !text(&app, "pending-sign-outs-text").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiting sign-out stayed shown"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(h.sessions(&user).await.is_empty());
+    app.close().await.unwrap();
+}

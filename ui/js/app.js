@@ -7,8 +7,7 @@ const $ = (id) => document.getElementById(id);
 let session = null;
 let pendingMfa = null; // factor id while the second sign-in step is open
 let enrolling = null; // factor id while setting up an authenticator
-let idleMinutes = 0;
-let idleTimer = null;
+let lastActivity = 0; // when this window last told the engine of activity
 let countdown = null; // the expiry countdown's next tick, only while it is on screen
 let expiryOnScreen = false;
 let switchId = null; // the account switch a link asked for, while its dialog is open
@@ -233,6 +232,7 @@ function onChange(change) {
       revoked: 'You were signed out on another device.',
       expired: 'Your session expired. Please sign in again.',
       refresh_failed: 'Your session could not be renewed. Please sign in again.',
+      idle: 'You were signed out after a time without activity.',
     };
     show('notice', reasons[change.reason] || null);
     render();
@@ -269,15 +269,13 @@ function onChange(change) {
   render();
 }
 
-function resetIdleTimer() {
-  clearTimeout(idleTimer);
-  if (!idleMinutes || !session) return;
-  idleTimer = setTimeout(async () => {
-    if (session) {
-      await auth.signOut('local').catch(() => {});
-      show('notice', `Signed out after ${idleMinutes} minutes without activity.`);
-    }
-  }, idleMinutes * 60 * 1000);
+/** Tells the engine's app-wide idle timer that the person is here: at most every 15 s
+ * per window, and only while signed in (the engine signs out; every window hears it). */
+function reportActivity() {
+  const now = Date.now();
+  if (!session || now - lastActivity < 15000) return;
+  lastActivity = now;
+  auth.activity().catch(() => {});
 }
 
 /** "1 sign-out waiting for the server", while the outbox holds any; checked again when
@@ -521,14 +519,12 @@ function wire() {
   $('prefs-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy($('save-prefs'), async () => {
-      const prefs = await auth.setPreferences({ idleSignOutMinutes: Number($('idle-minutes').value) || 0 });
-      idleMinutes = prefs.idleSignOutMinutes || 0;
-      resetIdleTimer();
+      await auth.setPreferences({ idleSignOutMinutes: Number($('idle-minutes').value) || 0 });
       message('Preferences saved.');
     });
   });
   for (const ev of ['mousemove', 'keydown', 'mousedown', 'touchstart']) {
-    window.addEventListener(ev, resetIdleTimer, { passive: true });
+    window.addEventListener(ev, reportActivity, { passive: true });
   }
 }
 
@@ -577,12 +573,10 @@ async function main() {
   const [backend, prefs] = await Promise.all([auth.backend(), auth.preferences()]);
   if (prefs.lastEmail) $('email').value = prefs.lastEmail;
   applyBackend(backend, prefs);
-  idleMinutes = prefs.idleSignOutMinutes || 0;
-  $('idle-minutes').value = idleMinutes;
+  $('idle-minutes').value = prefs.idleSignOutMinutes || 0;
   session = await auth.state();
   if (session) await afterSignIn(session);
   else render();
-  resetIdleTimer();
   renderPendingSignOuts();
   askAccountSwitch(await auth.pendingAccountSwitch().catch(() => null));
 }

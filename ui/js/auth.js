@@ -43,4 +43,5 @@ export const {
   demoMailbox,
   openDemoMail,
   resendConfirmation,
+  activity,
 } = tessera;

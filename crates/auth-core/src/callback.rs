@@ -6,7 +6,9 @@
 //! - `…/callback?flow=ID&token_hash=HASH&type=TYPE` and `…/confirm?flow=ID&token_hash=…`
 //!   — an email link (its flow id comes from the redirect URL this engine sent, through
 //!   the email template's `{{ .RedirectTo }}`) verified in the app;
-//! - `…/signed-out?state=STATE` — lands a sign-out this engine started.
+//! - `…/signed-out` (no parameters) — "check with the server now": a web dashboard that
+//!   signed this app's session out sends the person here. The link carries no authority;
+//!   the engine asks the server and signs out only if the server says the session is gone.
 //!
 //! Tokens in a fragment (`#access_token=…`, the implicit flow) are refused: this engine
 //! never starts implicit flows, so such a link can only be injected.
@@ -35,9 +37,7 @@ pub enum Callback {
         token_hash: OneTimeCode,
         kind: String,
     },
-    SignedOut {
-        state: String,
-    },
+    SignedOut,
 }
 
 const VERIFY_TYPES: &[&str] = &[
@@ -191,15 +191,10 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
             })
         }
         "/signed-out" => {
-            let state = query
-                .get("state")
-                .ok_or_else(|| reject("the link has no state"))?;
-            if !token_like(state, 64) {
-                return Err(reject("malformed state"));
+            if !query.is_empty() {
+                return Err(reject("the sign-out landing takes no parameters"));
             }
-            Ok(Callback::SignedOut {
-                state: state.clone(),
-            })
+            Ok(Callback::SignedOut)
         }
         _ => Err(reject("unknown link path")),
     }
@@ -233,9 +228,10 @@ mod tests {
             Callback::TokenHash { kind, flow, .. } if kind == "signup" && flow == "f3"
         ));
         assert_eq!(
-            parse("tessera://auth/signed-out?state=s1", BASE).unwrap(),
-            Callback::SignedOut { state: "s1".into() }
+            parse("tessera://auth/signed-out", BASE).unwrap(),
+            Callback::SignedOut
         );
+        assert!(parse("tessera://auth/signed-out?state=s1", BASE).is_err());
     }
 
     #[test]

@@ -63,8 +63,9 @@ pub struct AccountSwitch {
 pub enum LinkOutcome {
     /// The link's sign-in is the session now.
     SignedIn { session: SessionView },
-    /// A sign-out this app started has landed.
-    SignedOut,
+    /// The sign-out landing (`…/signed-out`): the server was asked, and the session is
+    /// still alive (`signed_in`) or has ended here too.
+    Checked { signed_in: bool },
     /// Nothing changed yet: the link is for another user, and the user must agree.
     ConfirmSwitch { switch: AccountSwitch },
 }
@@ -128,6 +129,8 @@ pub enum SignOutReason {
     Expired,
     /// Another definitive refresh error.
     RefreshFailed,
+    /// No activity for the idle time-out ([`crate::AuthClient::set_idle_timeout`]).
+    Idle,
 }
 
 /// Whether refresh currently reaches the server.

@@ -72,7 +72,6 @@ pub enum FlowKind {
     MagicLink,
     SignUp,
     Recovery,
-    SignOut,
 }
 
 /// A flow this engine started and expects back.

@@ -318,3 +318,47 @@ async fn a_flow_from_the_future_is_not_fresh_after_the_clock_steps_back() {
     assert_eq!(err.code(), "invalid_callback");
     assert!(d.client.session().is_none());
 }
+
+#[tokio::test]
+async fn the_sign_out_landing_asks_the_server_and_decides_nothing_itself() {
+    let env = Env::start().await;
+    env.create_user("land@example.com").await;
+    let mut d = env.device().await;
+    d.sign_in("land@example.com").await;
+    // Anyone can open the link: while the session lives, nothing changes.
+    let outcome = d
+        .client
+        .handle_callback("tessera://auth/signed-out")
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LinkOutcome::Checked { signed_in: true }));
+    assert!(d.client.session().is_some());
+    assert!(
+        d.events
+            .drain()
+            .iter()
+            .all(|e| e.event != AuthEvent::SignedOut),
+        "a link alone signed out"
+    );
+    // A link with parameters is not the landing.
+    assert!(
+        d.client
+            .handle_callback("tessera://auth/signed-out?state=x")
+            .await
+            .is_err()
+    );
+
+    // The web dashboard ended every session of the account, then sent the person here.
+    let mut web = env.device().await;
+    web.sign_in("land@example.com").await;
+    web.client.sign_out(SignOutScope::Global).await.unwrap();
+    let outcome = d
+        .client
+        .handle_callback("tessera://auth/signed-out")
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LinkOutcome::Checked { signed_in: false }));
+    let out = d.events.expect(AuthEvent::SignedOut).await;
+    assert_eq!(out.reason, Some(auth_core::SignOutReason::Revoked));
+    assert!(d.client.session().is_none());
+}

@@ -112,4 +112,6 @@ export const demoMailbox = () => invoke('auth_demo_mailbox');
 /** Opens a demo mail's link as the OS would hand it to the app. */
 /** Sends the sign-up confirmation mail again. */
 export const resendConfirmation = (email) => invoke('auth_resend_confirmation', { email });
+/** The person did something in this window (the app-wide idle timer starts again). */
+export const activity = () => invoke('auth_activity');
 export const openDemoMail = (id) => invoke('auth_open_demo_mail', { id });

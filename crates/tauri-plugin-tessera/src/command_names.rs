@@ -36,4 +36,5 @@ pub const COMMANDS: &[&str] = &[
     "auth_demo_mailbox",
     "auth_open_demo_mail",
     "auth_resend_confirmation",
+    "auth_activity",
 ];

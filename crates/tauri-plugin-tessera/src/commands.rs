@@ -243,7 +243,21 @@ pub async fn auth_set_preferences<R: Runtime>(
         ));
     }
     crate::save_preference(&app, "idleSignOutMinutes", serde_json::json!(minutes));
+    if let Some(state) = app.try_state::<AuthState>()
+        && let Ok(client) = state.client()
+    {
+        crate::apply_idle_timeout(&app, &client);
+    }
     Ok(crate::load_preferences(&app))
+}
+
+/// The person did something in a window: the app-wide idle timer starts again.
+#[tauri::command]
+pub async fn auth_activity(state: State<'_, AuthState>) -> Result<()> {
+    if let Ok(client) = state.client() {
+        client.activity();
+    }
+    Ok(())
 }
 
 /// Opens another window on the same session (every window gets every event).

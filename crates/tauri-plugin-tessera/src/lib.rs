@@ -238,6 +238,7 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_demo_mailbox,
                 commands::auth_open_demo_mail,
                 commands::auth_resend_confirmation,
+                commands::auth_activity,
             ])
             .setup(move |app, api| {
                 let settings = api.config().clone().unwrap_or_default().resolved();
@@ -438,6 +439,12 @@ pub(crate) fn save_preference<R: Runtime>(app: &AppHandle<R>, key: &str, value: 
             tracing::warn!(error = %e, "cannot save preferences");
         }
     }
+}
+
+/// The idle sign-out preference, given to the engine (one timer for every window).
+pub(crate) fn apply_idle_timeout<R: Runtime>(app: &AppHandle<R>, client: &AuthClient) {
+    let minutes = load_preferences(app).idle_sign_out_minutes;
+    client.set_idle_timeout(minutes.map(|m| std::time::Duration::from_secs(u64::from(m) * 60)));
 }
 
 pub(crate) fn remember_email<R: Runtime>(app: &AppHandle<R>, email: &str) {

@@ -162,6 +162,7 @@ pub(crate) async fn start_engine<R: Runtime>(app: &AppHandle<R>, generation: u64
         state.ready.send_replace(true);
         return;
     };
+    crate::apply_idle_timeout(app, &client);
     let mut events = client.subscribe();
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {

@@ -249,16 +249,4 @@ impl AuthClient {
     pub(super) async fn forget_flow(&self, id: &str) {
         let _ = self.take_flow(id).await;
     }
-
-    /// Starts a sign-out that finishes at an external page (e.g. an identity provider's
-    /// logout), which sends the browser back to `…/signed-out?state=…`. Returns that URL.
-    pub async fn begin_external_sign_out(&self) -> Result<String, AuthError> {
-        let (mut flow, _) = self.start_flow(FlowKind::SignOut, None).await?;
-        flow.verifier = CodeVerifier::new(String::new());
-        Ok(format!(
-            "{}/signed-out?state={}",
-            self.inner.cfg.callback_base.trim_end_matches('/'),
-            flow.id
-        ))
-    }
 }

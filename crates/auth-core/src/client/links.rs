@@ -33,7 +33,7 @@ fn link_type_fits(flow: FlowKind, kind: &str) -> bool {
         // A first magic link to a new address is a sign-up confirmation.
         FlowKind::MagicLink => matches!(kind, "magiclink" | "email" | "signup"),
         FlowKind::Recovery => kind == "recovery",
-        FlowKind::OAuth | FlowKind::SignOut => false,
+        FlowKind::OAuth => false,
     }
 }
 
@@ -61,7 +61,6 @@ impl AuthClient {
                 let pending = self
                     .take_flow(&flow)
                     .await
-                    .filter(|f| f.kind != FlowKind::SignOut)
                     .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
                 let resp = self
                     .inner
@@ -78,10 +77,7 @@ impl AuthClient {
                 // Only the server's redirect for a flow of this app knows the flow id; any
                 // other error link is somebody else's text, and cancels nothing.
                 let pending = match flow {
-                    Some(flow) => self
-                        .take_flow(&flow)
-                        .await
-                        .filter(|f| f.kind != FlowKind::SignOut),
+                    Some(flow) => self.take_flow(&flow).await,
                     None => None,
                 };
                 if pending.is_none() {
@@ -115,15 +111,14 @@ impl AuthClient {
                 let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
                 self.finish_link_sign_in(resp, &pending).await
             }
-            Callback::SignedOut { state } => {
-                self.take_flow(&state)
-                    .await
-                    .filter(|f| f.kind == FlowKind::SignOut)
-                    .ok_or_else(|| refused("no sign-out of this app is waiting for this link"))?;
-                if self.current().is_some() {
-                    self.sign_out(SignOutScope::Local).await?;
-                }
-                Ok(LinkOutcome::SignedOut)
+            Callback::SignedOut => {
+                // Anyone can open this link, so it decides nothing: the server does. A
+                // session it no longer knows ends here (`SIGNED_OUT`, reason `revoked`);
+                // a live one stays.
+                let session = self.validate().await?;
+                Ok(LinkOutcome::Checked {
+                    signed_in: session.is_some(),
+                })
             }
         }
     }

@@ -16,6 +16,7 @@
 
 mod account;
 mod flows;
+mod idle;
 mod links;
 mod outbox;
 mod refresh;
@@ -133,6 +134,7 @@ struct Inner {
     outbox_lock: Option<ProcessLock>,
     metrics: Metrics,
     scheduler_started: AtomicBool,
+    idle: Mutex<idle::Idle>,
 }
 
 impl Inner {
@@ -266,6 +268,7 @@ impl AuthClient {
             connectivity: Connectivity::Online,
         });
         let (events, _) = broadcast::channel(256);
+        let idle_start = clock.now();
         let hook = match &cfg.logout_hook_url {
             Some(url) => Some(crate::hook::LogoutHook::new(
                 url,
@@ -298,6 +301,7 @@ impl AuthClient {
                 outbox_lock,
                 metrics: Metrics::default(),
                 scheduler_started: AtomicBool::new(false),
+                idle: Mutex::new(idle::Idle::new(idle_start)),
             }),
         })
     }

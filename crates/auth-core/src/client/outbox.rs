@@ -88,6 +88,15 @@ impl AuthClient {
     /// needs the server: if it cannot be reached, the revocation is queued and the error
     /// returned.
     pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutOutcome, AuthError> {
+        self.sign_out_because(scope, SignOutReason::User).await
+    }
+
+    /// [`AuthClient::sign_out`], with the reason its `SIGNED_OUT` event gives.
+    pub(super) async fn sign_out_because(
+        &self,
+        scope: SignOutScope,
+        reason: SignOutReason,
+    ) -> Result<SignOutOutcome, AuthError> {
         match scope {
             SignOutScope::Local | SignOutScope::Global => {
                 // The revocation is made durable before the session is removed: a crash in
@@ -118,11 +127,7 @@ impl AuthClient {
                         }
                     };
                     crate::crash::point("sign_out:after_queue");
-                    if self
-                        .end_session(SignOutReason::User, Some(epoch))
-                        .await
-                        .is_some()
-                    {
+                    if self.end_session(reason, Some(epoch)).await.is_some() {
                         break (entry, queued);
                     }
                     // Refreshed or replaced meanwhile: queue the current tokens instead.

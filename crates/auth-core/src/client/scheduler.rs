@@ -23,6 +23,7 @@ impl AuthClient {
         if let Some(session) = self.current() {
             let retry_at = lock(&self.inner.retry).next_at;
             due.push(retry_at.unwrap_or(session.refresh_at));
+            due.extend(self.idle_deadline());
             if let Some(every) = self.inner.cfg.validate_interval {
                 due.push(self.inner.clock.now() + every);
             }
@@ -40,6 +41,7 @@ impl AuthClient {
     pub(super) async fn run_due(&self, first: bool) {
         let now = self.inner.clock.now();
         self.run_store_retries(now).await;
+        self.sign_out_if_idle(now).await;
         if let Some(session) = self.current() {
             let retry_at = lock(&self.inner.retry).next_at;
             if now >= retry_at.unwrap_or(session.refresh_at) {

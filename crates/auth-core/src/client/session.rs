@@ -145,6 +145,8 @@ impl AuthClient {
         event: AuthEvent,
     ) -> Result<SessionView, AuthError> {
         let inner = &self.inner;
+        // Signing in is activity: an idle time-out counts from here.
+        self.activity();
         crate::crash::point("sign_in:after_response");
         let _commit = inner.commit_gate.lock().await;
         let _process = match self.commit_lock().await {

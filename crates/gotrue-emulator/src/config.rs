@@ -4,6 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::es256::Es256Key;
+
 /// The JWT secret of Supabase's local stack (and of its well-known demo keys).
 pub const DEFAULT_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 
@@ -49,6 +51,18 @@ pub enum Mode {
     Embedded,
 }
 
+/// How access tokens are signed (GoTrue's `GOTRUE_JWT_KEYS`).
+#[derive(Debug, Clone, Default)]
+pub enum JwtSigning {
+    /// HS256 with the JWT secret; `/.well-known/jwks.json` is `{"keys":[]}` (the default).
+    #[default]
+    Hs256,
+    /// ES256 with a P-256 key: this one, or (`None`) a new key made at start, so tokens
+    /// of an earlier run no longer verify. Tokens carry its `kid`; the JWKS lists its
+    /// public part. The API keys stay HS256 under the JWT secret.
+    Es256(Option<Es256Key>),
+}
+
 /// Everything that changes how the emulator behaves. Its `Debug` hides the JWT secret.
 #[derive(Clone)]
 pub struct Config {
@@ -62,6 +76,8 @@ pub struct Config {
     pub db: Option<PathBuf>,
     /// HS256 secret: the raw bytes of this string are the key, as in GoTrue.
     pub jwt_secret: String,
+    /// How access tokens are signed: HS256 (default) or ES256 with a published key.
+    pub jwt_signing: JwtSigning,
     /// Access-token lifetime.
     pub jwt_exp: Duration,
     /// The `aud` claim and users' audience.
@@ -114,6 +130,7 @@ impl Default for Config {
             port: DEFAULT_PORT,
             db: None,
             jwt_secret: DEFAULT_JWT_SECRET.to_owned(),
+            jwt_signing: JwtSigning::Hs256,
             jwt_exp: Duration::from_secs(3600),
             jwt_aud: "authenticated".to_owned(),
             jwt_issuer: None,
@@ -170,6 +187,14 @@ impl Config {
         }
     }
 
+    /// [`Config::for_tests`] signing with a new ES256 key (as a current Supabase project).
+    pub fn for_tests_es256() -> Self {
+        Self {
+            jwt_signing: JwtSigning::Es256(None),
+            ..Self::for_tests()
+        }
+    }
+
     pub fn is_embedded(&self) -> bool {
         self.mode == Mode::Embedded
     }
@@ -187,6 +212,7 @@ impl std::fmt::Debug for Config {
             .field("port", &self.port)
             .field("db", &self.db)
             .field("jwt_secret", &"<redacted>")
+            .field("jwt_signing", &self.jwt_signing)
             .field("jwt_exp", &self.jwt_exp)
             .field("jwt_aud", &self.jwt_aud)
             .field("site_url", &self.site_url)

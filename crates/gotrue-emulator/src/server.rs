@@ -17,9 +17,10 @@ use tower::ServiceExt;
 use crate::Mail;
 use crate::api::{self, AdminUserParams, Shared, insert_user};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, JwtSigning};
 use crate::db::{Db, MailRow};
 use crate::error::{ApiError, ApiVersion};
+use crate::es256::Es256Key;
 use crate::faults::{Action, Faults};
 use crate::jwt::Keys;
 
@@ -76,7 +77,12 @@ impl Emulator {
             }
             None => url.clone(),
         };
-        let keys = Keys::new(&config.jwt_secret);
+        let signing_key = match &config.jwt_signing {
+            JwtSigning::Hs256 => None,
+            JwtSigning::Es256(Some(key)) => Some(key.clone()),
+            JwtSigning::Es256(None) => Some(Es256Key::generate()),
+        };
+        let keys = Keys::with_signing_key(&config.jwt_secret, signing_key.as_ref());
         let anon_key = keys.api_key("anon");
         let service_role_key = keys.api_key("service_role");
         let shared = Arc::new(Shared {
@@ -215,6 +221,17 @@ impl EmulatorHandle {
     /// A JWT with role `service_role` (Supabase's service key): admin routes accept it.
     pub fn service_role_key(&self) -> &str {
         &self.service_role_key
+    }
+
+    /// What `GET /.well-known/jwks.json` serves: `{"keys":[]}` in HS256 mode, the public
+    /// ES256 key in ES256 mode.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.shared.keys.jwks()
+    }
+
+    /// The `kid` of the ES256 signing key (`None` in HS256 mode).
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.shared.keys.kid()
     }
 
     /// The emulator's clock, for in-process tests that want to move time.

@@ -192,3 +192,61 @@ async fn logs_never_contain_passwords_or_tokens() {
         assert!(!logs.contains(&secret), "the log leaks {secret}");
     }
 }
+
+async fn jwks_and_token_header(url: &str) -> (Value, Value) {
+    let jwks: Value = reqwest::get(format!("{url}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = post(&format!("{url}/signup"), json!({})).await;
+    let token = session["access_token"].as_str().unwrap();
+    let header = token.split('.').next().unwrap();
+    let header =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
+    (jwks, serde_json::from_slice(&header).unwrap())
+}
+
+#[tokio::test]
+async fn jwt_alg_flag_and_gotrue_jwt_keys() {
+    // --jwt-alg es256: a key made at start, served and named in every token.
+    let emu = Running::start(&["--jwt-alg", "es256"], &[]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    emu.stop();
+
+    // GOTRUE_EMULATOR_JWT_ALG from the environment; the default stays HS256.
+    let emu = Running::start(&[], &[("GOTRUE_EMULATOR_JWT_ALG", "es256")]);
+    let (jwks, _) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    emu.stop();
+    let emu = Running::start(&[], &[]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(jwks, json!({"keys": []}));
+    assert_eq!(header["alg"], "HS256");
+    emu.stop();
+
+    // GOTRUE_JWT_KEYS: GoTrue's array of private JWKs; its EC key signs, and the private
+    // part is never logged or served.
+    let key = gotrue_emulator::Es256Key::generate();
+    let keys = json!([key.private_jwk()]).to_string();
+    let emu = Running::start(&[], &[("GOTRUE_JWT_KEYS", &keys)]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(header["kid"], key.kid());
+    assert_eq!(jwks, json!({"keys": [key.public_jwk()]}));
+    let logs = emu.stop();
+    assert!(!logs.contains(key.private_jwk()["d"].as_str().unwrap()));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gotrue-emulator"))
+        .args(["--port", "0"])
+        .env(
+            "GOTRUE_JWT_KEYS",
+            r#"[{"kty":"EC","crv":"P-256","kid":"k"}]"#,
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private part"));
+}

@@ -1,5 +1,6 @@
 //! The engine against a server that signs with an asymmetric key (ES256, as current
-//! Supabase projects): tokens are opaque to the engine, which never assumes HS256.
+//! Supabase projects) and against Supabase's non-JWT publishable key: tokens and API keys
+//! are opaque to the engine, which never assumes HS256 nor a JWT `apikey`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -57,4 +58,65 @@ async fn the_engine_works_with_es256_tokens() {
     );
     assert!(env.server_sessions(&user_id).await.is_empty());
     d.events.expect(AuthEvent::SignedOut).await;
+}
+
+/// The embedded server, whose gateway check refuses any key but its own.
+async fn embedded_env() -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        bcrypt_cost: 4,
+        ..Config::embedded(
+            gotrue_emulator::new_jwt_secret(),
+            dir.path().join("emulator.sqlite"),
+            0,
+        )
+    };
+    (Env::with(config).await, dir)
+}
+
+#[tokio::test]
+async fn the_engine_works_with_a_publishable_key() {
+    let (env, _dir) = embedded_env().await;
+    let key = env.emu.publishable_key().unwrap().to_owned();
+    assert!(key.starts_with("sb_publishable_"));
+    let mut cfg = env.config();
+    cfg.anon_key = key;
+    let mut d = env
+        .device_with(
+            std::sync::Arc::new(auth_core::MemoryStore::new()),
+            cfg.clone(),
+        )
+        .await;
+
+    let outcome = d
+        .client
+        .sign_up("pk@example.com", &auth_core::Password::new(PASSWORD))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, auth_core::SignUpOutcome::SignedIn { .. }),
+        "{outcome:?}"
+    );
+    d.events.expect(AuthEvent::SignedIn).await;
+    d.client.sign_out(SignOutScope::Local).await.unwrap();
+
+    let view = d.sign_in("pk@example.com").await;
+    let refreshed = d.client.refresh().await.unwrap();
+    assert_eq!(refreshed.session_id, view.session_id);
+    assert_eq!(d.client.user().await.unwrap().email, "pk@example.com");
+
+    // The control: the public demo publishable key is not this server's.
+    cfg.anon_key = gotrue_emulator::DEMO_PUBLISHABLE_KEY.to_owned();
+    let stranger = env
+        .device_with(std::sync::Arc::new(auth_core::MemoryStore::new()), cfg)
+        .await;
+    let refused = stranger
+        .client
+        .sign_in_with_password("pk@example.com", &auth_core::Password::new(PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, auth_core::AuthError::Api { status: 401, .. }),
+        "{refused:?}"
+    );
 }

@@ -9,6 +9,13 @@ use crate::es256::Es256Key;
 /// The JWT secret of Supabase's local stack (and of its well-known demo keys).
 pub const DEFAULT_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 
+/// The publishable key `supabase start` prints (not a JWT, not a secret): the test
+/// server accepts it by default.
+pub const DEMO_PUBLISHABLE_KEY: &str = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH";
+
+/// The secret key `supabase start` prints: the test server's admin API accepts it by default.
+pub const DEMO_SECRET_KEY: &str = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
+
 /// GoTrue's default port.
 pub const DEFAULT_PORT: u16 = 9999;
 
@@ -78,6 +85,12 @@ pub struct Config {
     pub jwt_secret: String,
     /// How access tokens are signed: HS256 (default) or ES256 with a published key.
     pub jwt_signing: JwtSigning,
+    /// Supabase's publishable key (`sb_publishable_…`, not a JWT): accepted wherever the
+    /// anon key is (`apikey`, and as a bearer it is the anonymous caller, not a user).
+    pub publishable_key: Option<String>,
+    /// Supabase's secret key (`sb_secret_…`, not a JWT): accepted wherever the
+    /// `service_role` key is (the admin API).
+    pub secret_key: Option<String>,
     /// Access-token lifetime.
     pub jwt_exp: Duration,
     /// The `aud` claim and users' audience.
@@ -131,6 +144,8 @@ impl Default for Config {
             db: None,
             jwt_secret: DEFAULT_JWT_SECRET.to_owned(),
             jwt_signing: JwtSigning::Hs256,
+            publishable_key: Some(DEMO_PUBLISHABLE_KEY.to_owned()),
+            secret_key: Some(DEMO_SECRET_KEY.to_owned()),
             jwt_exp: Duration::from_secs(3600),
             jwt_aud: "authenticated".to_owned(),
             jwt_issuer: None,
@@ -174,15 +189,18 @@ impl Config {
 
     /// The user's own server inside an app: on loopback `port` (0 = any free port), its
     /// database at `db`, and `jwt_secret` — a per-install random secret the app keeps in
-    /// the OS keyring ([`new_jwt_secret`]) — signing every token and the anon key.
-    /// No role may use the admin API.
+    /// the OS keyring ([`new_jwt_secret`]) — signing every token and the anon key. Its
+    /// publishable key is derived from the secret ([`publishable_key_for`]); it has no
+    /// secret key, and no role may use the admin API.
     pub fn embedded(jwt_secret: String, db: PathBuf, port: u16) -> Self {
         Self {
             mode: Mode::Embedded,
             port,
             db: Some(db),
-            jwt_secret,
             jwt_admin_roles: Vec::new(),
+            publishable_key: Some(publishable_key_for(&jwt_secret)),
+            secret_key: None,
+            jwt_secret,
             ..Self::default()
         }
     }
@@ -213,6 +231,11 @@ impl std::fmt::Debug for Config {
             .field("db", &self.db)
             .field("jwt_secret", &"<redacted>")
             .field("jwt_signing", &self.jwt_signing)
+            .field("publishable_key", &self.publishable_key)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt_exp", &self.jwt_exp)
             .field("jwt_aud", &self.jwt_aud)
             .field("site_url", &self.site_url)
@@ -228,4 +251,19 @@ pub fn new_jwt_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     hex::encode(bytes)
+}
+
+/// The embedded server's publishable key, derived from the install's secret (so the app
+/// keeps nothing more): `sb_publishable_` and 32 base64url characters of SHA-256 over a
+/// purpose label and the secret. It is public (the app sends it on every request) and
+/// tells nothing of the secret.
+pub fn publishable_key_for(jwt_secret: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"tessera gotrue-emulator: publishable key v1\0")
+        .chain_update(jwt_secret.as_bytes())
+        .finalize();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    format!("sb_publishable_{}", &encoded[..32])
 }

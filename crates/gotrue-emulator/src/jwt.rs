@@ -44,6 +44,9 @@ pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     es256: Option<EsKeys>,
+    /// Supabase's non-JWT API keys (`sb_publishable_…`, `sb_secret_…`) and the role of the
+    /// JWT key each stands for.
+    opaque: Vec<(String, &'static str)>,
 }
 
 #[derive(Clone)]
@@ -89,7 +92,25 @@ impl Keys {
                     public_jwk: key.public_jwk(),
                 }
             }),
+            opaque: Vec::new(),
         }
+    }
+
+    /// Accepts `key` (Supabase's `sb_publishable_…` or `sb_secret_…`) as the JWT API key
+    /// of `role` (`anon` or `service_role`).
+    pub fn with_opaque_key(mut self, key: Option<&str>, role: &'static str) -> Self {
+        if let Some(key) = key {
+            self.opaque.push((key.to_owned(), role));
+        }
+        self
+    }
+
+    /// The role of a configured non-JWT API key, compared in constant time.
+    fn opaque_role(&self, token: &str) -> Option<&'static str> {
+        self.opaque
+            .iter()
+            .find(|(key, _)| constant_time_eq(key.as_bytes(), token.as_bytes()))
+            .map(|(_, role)| *role)
     }
 
     /// Signs an access token: ES256 with the key's `kid` in ES256 mode, else HS256.
@@ -130,7 +151,18 @@ impl Keys {
     /// `service_role`) stay HS256 JWTs under the JWT secret, as the legacy keys of a
     /// Supabase project that moved to signing keys do. A user token signed HS256 is refused
     /// as GoTrue with only an ES256 key refuses it ("signing method HS256 is invalid").
+    ///
+    /// A configured non-JWT API key reads as the claims of the JWT key it stands for (its
+    /// role, no `sub`, no expiry), as Supabase's gateway swaps it for that JWT.
     pub fn verify(&self, token: &str, now: i64) -> Result<BearerClaims, JwtError> {
+        if let Some(role) = self.opaque_role(token) {
+            return Ok(BearerClaims {
+                sub: None,
+                exp: None,
+                role: Some(role.to_owned()),
+                session_id: None,
+            });
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
         let decoding = match (header.alg, &self.es256) {
@@ -182,6 +214,10 @@ impl Keys {
             exp: 1_983_812_996,
         })
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

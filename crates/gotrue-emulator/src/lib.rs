@@ -37,7 +37,10 @@ mod server;
 mod tokens;
 
 pub use clock::Clock;
-pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, JwtSigning, Mode, new_jwt_secret};
+pub use config::{
+    Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, JwtSigning,
+    Mode, new_jwt_secret, publishable_key_for,
+};
 pub use db::MailRow as Mail;
 pub use duration::parse_go_duration;
 pub use es256::Es256Key;

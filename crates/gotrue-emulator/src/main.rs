@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use gotrue_emulator::{
-    Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, Emulator, Es256Key, JwtSigning, parse_go_duration,
+    Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, Emulator,
+    Es256Key, JwtSigning, parse_go_duration,
 };
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -40,6 +41,14 @@ struct Args {
     /// ES256 instead of a key made at start (implies `--jwt-alg es256`).
     #[arg(long, env = "GOTRUE_JWT_KEYS", hide_env_values = true)]
     jwt_keys: Option<String>,
+    /// Supabase's publishable key (`sb_publishable_…`), accepted wherever the anon key is
+    /// (empty: none).
+    #[arg(long, env = "GOTRUE_EMULATOR_PUBLISHABLE_KEY", default_value = DEMO_PUBLISHABLE_KEY)]
+    publishable_key: String,
+    /// Supabase's secret key (`sb_secret_…`), accepted wherever the service_role key is
+    /// (empty: none).
+    #[arg(long, env = "GOTRUE_EMULATOR_SECRET_KEY", default_value = DEMO_SECRET_KEY, hide_default_value = true, hide_env_values = true)]
+    secret_key: String,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "GOTRUE_JWT_EXP", default_value_t = 3600)]
     jwt_exp: u64,
@@ -139,6 +148,8 @@ impl Args {
         };
         Ok(Config {
             jwt_signing,
+            publishable_key: Some(self.publishable_key).filter(|k| !k.is_empty()),
+            secret_key: Some(self.secret_key).filter(|k| !k.is_empty()),
             host: self.host,
             port: self.port,
             db: self.db,
@@ -206,6 +217,12 @@ async fn main() -> ExitCode {
             "Captured mail:    {}/_emulator/mail?to=EMAIL",
             emulator.url()
         );
+        if let Some(key) = emulator.publishable_key() {
+            println!("publishable key:  {key}");
+        }
+        if let Some(key) = emulator.secret_key() {
+            println!("secret key:       {key}");
+        }
         if let Some(kid) = emulator.signing_kid() {
             println!(
                 "Signing:          ES256, kid {kid} ({}/.well-known/jwks.json)",

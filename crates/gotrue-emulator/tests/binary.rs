@@ -250,3 +250,45 @@ async fn jwt_alg_flag_and_gotrue_jwt_keys() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("private part"));
 }
+
+#[tokio::test]
+async fn publishable_and_secret_key_flags() {
+    let admin = |url: String, key: &'static str| async move {
+        reqwest::Client::new()
+            .get(format!("{url}/admin/users"))
+            .header("apikey", key)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Supabase's local keys by default.
+    let emu = Running::start(&[], &[]);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        200
+    );
+    emu.stop();
+    // GOTRUE_EMULATOR_SECRET_KEY names another; an empty --secret-key turns it off.
+    let custom = "sb_secret_0123456789abcdef-custom";
+    let emu = Running::start(&[], &[("GOTRUE_EMULATOR_SECRET_KEY", custom)]);
+    assert_eq!(admin(emu.url.clone(), custom).await, 200);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        403
+    );
+    emu.stop();
+    let emu = Running::start(&["--secret-key", ""], &[]);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        403
+    );
+    emu.stop();
+    // A publishable key is anon, never admin.
+    let key = "sb_publishable_0123456789abcdef-custom";
+    let emu = Running::start(&["--publishable-key", key], &[]);
+    assert_eq!(admin(emu.url.clone(), key).await, 403);
+    emu.stop();
+}

@@ -1,4 +1,5 @@
-//! Signing keys: ES256 access tokens with a published JWKS (GoTrue's `GOTRUE_JWT_KEYS`).
+//! Signing keys and API keys: ES256 access tokens with a published JWKS (GoTrue's
+//! `GOTRUE_JWT_KEYS`), and Supabase's non-JWT publishable and secret keys.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -120,4 +121,142 @@ async fn es256_mode_refuses_hs256_and_foreign_tokens_as_bad_jwt() {
     // The HS256 API keys still work: the admin API takes the service_role key.
     let users = env.admin(Method::GET, "/admin/users", None).await;
     assert!(users.assert_ok()["users"].is_array());
+}
+
+/// A request with Supabase's new keys, as supabase-js sends them: the key as `apikey` and,
+/// with no session, as the bearer too.
+async fn with_key(
+    env: &Env,
+    key: &str,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut req = env
+        .http
+        .request(method, env.url(path))
+        .header("apikey", key)
+        .bearer_auth(bearer.unwrap_or(key));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    Reply::read(req.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_publishable_key_is_the_anonymous_caller() {
+    let env = Env::with(Config {
+        publishable_key: Some("sb_publishable_test-key-of-this-server".into()),
+        ..Config::for_tests()
+    })
+    .await;
+    let key = env.emu.publishable_key().unwrap().to_owned();
+    assert_eq!(key, "sb_publishable_test-key-of-this-server");
+    let credentials = json!({"email": "pk@example.com", "password": PASSWORD});
+    let signed_up = with_key(
+        &env,
+        &key,
+        Method::POST,
+        "/signup",
+        None,
+        Some(credentials.clone()),
+    )
+    .await;
+    let signed_up = signed_up.assert_ok().clone();
+    let signed_in = with_key(
+        &env,
+        &key,
+        Method::POST,
+        "/token?grant_type=password",
+        None,
+        Some(credentials),
+    )
+    .await;
+    let signed_in = signed_in.assert_ok().clone();
+    let refreshed = with_key(
+        &env,
+        &key,
+        Method::POST,
+        "/token?grant_type=refresh_token",
+        None,
+        Some(json!({"refresh_token": refresh_token(&signed_in)})),
+    )
+    .await;
+    refreshed.assert_ok();
+    // With a session, the user's token is the bearer and the key stays the apikey.
+    let me = with_key(
+        &env,
+        &key,
+        Method::GET,
+        "/user",
+        Some(&access(&signed_up)),
+        None,
+    )
+    .await;
+    assert_eq!(me.assert_ok()["email"], "pk@example.com");
+
+    // As a bearer the key is "anon", never a user: GoTrue's answer to the anon JWT.
+    let anon = with_key(&env, &key, Method::GET, "/user", None, None).await;
+    anon.assert_error(403, "bad_jwt");
+    assert_eq!(anon.json["msg"], "invalid claim: missing sub claim");
+    with_key(&env, &key, Method::POST, "/logout", None, None)
+        .await
+        .assert_error(403, "bad_jwt");
+    with_key(&env, &key, Method::GET, "/admin/users", None, None)
+        .await
+        .assert_error(403, "not_admin");
+    // A key that is only like it is a bad JWT.
+    let near = format!("{key}x");
+    env.get("/user", Some(&near))
+        .await
+        .assert_error(403, "bad_jwt");
+}
+
+#[tokio::test]
+async fn a_secret_key_opens_the_admin_api_and_the_demo_keys_are_defaults() {
+    let env = Env::start().await;
+    assert_eq!(
+        env.emu.publishable_key(),
+        Some(gotrue_emulator::DEMO_PUBLISHABLE_KEY)
+    );
+    let secret = env.emu.secret_key().unwrap().to_owned();
+    assert_eq!(secret, gotrue_emulator::DEMO_SECRET_KEY);
+    let users = with_key(&env, &secret, Method::GET, "/admin/users", None, None).await;
+    assert!(users.assert_ok()["users"].is_array());
+    let created = with_key(
+        &env,
+        &secret,
+        Method::POST,
+        "/admin/users",
+        None,
+        Some(json!({"email": "made@example.com", "password": PASSWORD, "email_confirm": true})),
+    )
+    .await;
+    assert_eq!(created.assert_ok()["email"], "made@example.com");
+
+    // Without keys configured, they are bad JWTs like any other string.
+    let none = Env::with(Config {
+        publishable_key: None,
+        secret_key: None,
+        ..Config::for_tests()
+    })
+    .await;
+    with_key(&none, &secret, Method::GET, "/admin/users", None, None)
+        .await
+        .assert_error(403, "bad_jwt");
+
+    // A key without its prefix is refused at start.
+    for config in [
+        Config {
+            publishable_key: Some(none.emu.anon_key().to_owned()),
+            ..Config::for_tests()
+        },
+        Config {
+            secret_key: Some("sb_publishable_not-a-secret-key-at-all".into()),
+            ..Config::for_tests()
+        },
+    ] {
+        assert!(gotrue_emulator::Emulator::start(config).await.is_err());
+    }
 }

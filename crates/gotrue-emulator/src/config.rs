@@ -107,6 +107,9 @@ pub struct Config {
     pub refresh_token_reuse_interval: Duration,
     /// Confirm email addresses at sign-up (no confirmation mail).
     pub autoconfirm: bool,
+    /// An email change is confirmed from both addresses (a mail to each; GoTrue's
+    /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED`); when off, from the new one only.
+    pub secure_email_change: bool,
     /// Refuse all new sign-ups.
     pub disable_signup: bool,
     /// Allow `POST /signup` without email or phone.
@@ -154,6 +157,7 @@ impl Default for Config {
             refresh_token_rotation: true,
             refresh_token_reuse_interval: Duration::from_secs(10),
             autoconfirm: true,
+            secure_email_change: true,
             disable_signup: false,
             anonymous_users: true,
             external_url: None,

@@ -74,6 +74,9 @@ struct Args {
     /// Require email confirmation (same as `--autoconfirm false`).
     #[arg(long)]
     no_autoconfirm: bool,
+    /// Confirm an email change from both the current and the new address.
+    #[arg(long, env = "GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED", default_value_t = true, action = ArgAction::Set)]
+    secure_email_change: bool,
     /// Refuse new sign-ups.
     #[arg(long, env = "GOTRUE_DISABLE_SIGNUP", default_value_t = false, action = ArgAction::Set)]
     disable_signup: bool,
@@ -160,6 +163,7 @@ impl Args {
             refresh_token_rotation: self.refresh_token_rotation,
             refresh_token_reuse_interval: Duration::from_secs(self.refresh_token_reuse_interval),
             autoconfirm: self.autoconfirm && !self.no_autoconfirm,
+            secure_email_change: self.secure_email_change,
             disable_signup: self.disable_signup,
             anonymous_users: self.anonymous_users,
             external_url: self.external_url.filter(|s| !s.is_empty()),

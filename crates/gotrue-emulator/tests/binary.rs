@@ -292,3 +292,44 @@ async fn publishable_and_secret_key_flags() {
     assert_eq!(admin(emu.url.clone(), key).await, 403);
     emu.stop();
 }
+
+/// Mails to the current address after an email change on a server run with `envs`.
+async fn mails_to_current_address_after_email_change(envs: &[(&str, &str)]) -> usize {
+    let emu = Running::start(&["--no-autoconfirm"], envs);
+    let http = reqwest::Client::new();
+    let admin_key = gotrue_emulator::DEMO_SECRET_KEY;
+    http.post(format!("{}/admin/users", emu.url))
+        .bearer_auth(admin_key)
+        .json(
+            &json!({"email": "old@example.com", "password": "pass-word-1", "email_confirm": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let session = post(
+        &format!("{}/token?grant_type=password", emu.url),
+        json!({"email": "old@example.com", "password": "pass-word-1"}),
+    )
+    .await;
+    http.put(format!("{}/user", emu.url))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .json(&json!({"email": "new@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let mails: Value = reqwest::get(format!("{}/_emulator/mail?to=old@example.com", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    emu.stop();
+    mails.as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn secure_email_change_is_on_by_default_and_gotrues_env_turns_it_off() {
+    assert_eq!(mails_to_current_address_after_email_change(&[]).await, 1);
+    let off = [("GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED", "false")];
+    assert_eq!(mails_to_current_address_after_email_change(&off).await, 0);
+}

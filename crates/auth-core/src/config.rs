@@ -12,6 +12,9 @@ use crate::error::AuthError;
 pub struct AuthConfig {
     /// The API root (`http://127.0.0.1:9999` or `https://<ref>.supabase.co/auth/v1`).
     pub url: String,
+    /// The project's public API key, sent as `apikey` (and as the bearer when no one is
+    /// signed in): the legacy anon JWT or a publishable key (`sb_publishable_…`, not a
+    /// JWT). The engine never reads it.
     pub anon_key: String,
     /// Names the stored session; two profiles are two independent sessions.
     pub profile: String,

@@ -4,8 +4,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::es256::Es256Key;
+
 /// The JWT secret of Supabase's local stack (and of its well-known demo keys).
 pub const DEFAULT_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/// The publishable key `supabase start` prints (not a JWT, not a secret): the test
+/// server accepts it by default.
+pub const DEMO_PUBLISHABLE_KEY: &str = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH";
+
+/// The secret key `supabase start` prints: the test server's admin API accepts it by default.
+pub const DEMO_SECRET_KEY: &str = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
 
 /// GoTrue's default port.
 pub const DEFAULT_PORT: u16 = 9999;
@@ -49,6 +58,18 @@ pub enum Mode {
     Embedded,
 }
 
+/// How access tokens are signed (GoTrue's `GOTRUE_JWT_KEYS`).
+#[derive(Debug, Clone, Default)]
+pub enum JwtSigning {
+    /// HS256 with the JWT secret; `/.well-known/jwks.json` is `{"keys":[]}` (the default).
+    #[default]
+    Hs256,
+    /// ES256 with a P-256 key: this one, or (`None`) a new key made at start, so tokens
+    /// of an earlier run no longer verify. Tokens carry its `kid`; the JWKS lists its
+    /// public part. The API keys stay HS256 under the JWT secret.
+    Es256(Option<Es256Key>),
+}
+
 /// Everything that changes how the emulator behaves. Its `Debug` hides the JWT secret.
 #[derive(Clone)]
 pub struct Config {
@@ -62,6 +83,14 @@ pub struct Config {
     pub db: Option<PathBuf>,
     /// HS256 secret: the raw bytes of this string are the key, as in GoTrue.
     pub jwt_secret: String,
+    /// How access tokens are signed: HS256 (default) or ES256 with a published key.
+    pub jwt_signing: JwtSigning,
+    /// Supabase's publishable key (`sb_publishable_…`, not a JWT): accepted wherever the
+    /// anon key is (`apikey`, and as a bearer it is the anonymous caller, not a user).
+    pub publishable_key: Option<String>,
+    /// Supabase's secret key (`sb_secret_…`, not a JWT): accepted wherever the
+    /// `service_role` key is (the admin API).
+    pub secret_key: Option<String>,
     /// Access-token lifetime.
     pub jwt_exp: Duration,
     /// The `aud` claim and users' audience.
@@ -78,6 +107,9 @@ pub struct Config {
     pub refresh_token_reuse_interval: Duration,
     /// Confirm email addresses at sign-up (no confirmation mail).
     pub autoconfirm: bool,
+    /// An email change is confirmed from both addresses (a mail to each; GoTrue's
+    /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED`); when off, from the new one only.
+    pub secure_email_change: bool,
     /// Refuse all new sign-ups.
     pub disable_signup: bool,
     /// Allow `POST /signup` without email or phone.
@@ -114,6 +146,9 @@ impl Default for Config {
             port: DEFAULT_PORT,
             db: None,
             jwt_secret: DEFAULT_JWT_SECRET.to_owned(),
+            jwt_signing: JwtSigning::Hs256,
+            publishable_key: Some(DEMO_PUBLISHABLE_KEY.to_owned()),
+            secret_key: Some(DEMO_SECRET_KEY.to_owned()),
             jwt_exp: Duration::from_secs(3600),
             jwt_aud: "authenticated".to_owned(),
             jwt_issuer: None,
@@ -122,6 +157,7 @@ impl Default for Config {
             refresh_token_rotation: true,
             refresh_token_reuse_interval: Duration::from_secs(10),
             autoconfirm: true,
+            secure_email_change: true,
             disable_signup: false,
             anonymous_users: true,
             external_url: None,
@@ -157,16 +193,27 @@ impl Config {
 
     /// The user's own server inside an app: on loopback `port` (0 = any free port), its
     /// database at `db`, and `jwt_secret` — a per-install random secret the app keeps in
-    /// the OS keyring ([`new_jwt_secret`]) — signing every token and the anon key.
-    /// No role may use the admin API.
+    /// the OS keyring ([`new_jwt_secret`]) — signing every token and the anon key. Its
+    /// publishable key is derived from the secret ([`publishable_key_for`]); it has no
+    /// secret key, and no role may use the admin API.
     pub fn embedded(jwt_secret: String, db: PathBuf, port: u16) -> Self {
         Self {
             mode: Mode::Embedded,
             port,
             db: Some(db),
-            jwt_secret,
             jwt_admin_roles: Vec::new(),
+            publishable_key: Some(publishable_key_for(&jwt_secret)),
+            secret_key: None,
+            jwt_secret,
             ..Self::default()
+        }
+    }
+
+    /// [`Config::for_tests`] signing with a new ES256 key (as a current Supabase project).
+    pub fn for_tests_es256() -> Self {
+        Self {
+            jwt_signing: JwtSigning::Es256(None),
+            ..Self::for_tests()
         }
     }
 
@@ -187,6 +234,12 @@ impl std::fmt::Debug for Config {
             .field("port", &self.port)
             .field("db", &self.db)
             .field("jwt_secret", &"<redacted>")
+            .field("jwt_signing", &self.jwt_signing)
+            .field("publishable_key", &self.publishable_key)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt_exp", &self.jwt_exp)
             .field("jwt_aud", &self.jwt_aud)
             .field("site_url", &self.site_url)
@@ -202,4 +255,19 @@ pub fn new_jwt_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     hex::encode(bytes)
+}
+
+/// The embedded server's publishable key, derived from the install's secret (so the app
+/// keeps nothing more): `sb_publishable_` and 32 base64url characters of SHA-256 over a
+/// purpose label and the secret. It is public (the app sends it on every request) and
+/// tells nothing of the secret.
+pub fn publishable_key_for(jwt_secret: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"tessera gotrue-emulator: publishable key v1\0")
+        .chain_update(jwt_secret.as_bytes())
+        .finalize();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    format!("sb_publishable_{}", &encoded[..32])
 }

@@ -27,6 +27,7 @@ mod config;
 mod db;
 mod duration;
 mod error;
+mod es256;
 mod faults;
 mod jwt;
 mod mail;
@@ -36,7 +37,11 @@ mod server;
 mod tokens;
 
 pub use clock::Clock;
-pub use config::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, Mode, new_jwt_secret};
+pub use config::{
+    Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, JwtSigning,
+    Mode, new_jwt_secret, publishable_key_for,
+};
 pub use db::MailRow as Mail;
 pub use duration::parse_go_duration;
+pub use es256::Es256Key;
 pub use server::{AdminError, Emulator, EmulatorHandle, NewUser, StartError};

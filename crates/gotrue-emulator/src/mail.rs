@@ -15,7 +15,10 @@ pub enum MailKind {
     Magiclink,
     Recovery,
     Invite,
+    /// The email-change mail to the new address.
     EmailChange,
+    /// The email-change mail to the current address (secure email change).
+    EmailChangeCurrent,
     Reauthentication,
 }
 
@@ -27,7 +30,7 @@ impl MailKind {
             Self::Magiclink => "magiclink",
             Self::Recovery => "recovery",
             Self::Invite => "invite",
-            Self::EmailChange => "email_change",
+            Self::EmailChange | Self::EmailChangeCurrent => "email_change",
             Self::Reauthentication => "reauthentication",
         }
     }
@@ -36,6 +39,7 @@ impl MailKind {
     pub fn token_type(self) -> &'static str {
         match self {
             Self::Signup => "confirmation",
+            Self::EmailChangeCurrent => "email_change_current",
             other => other.name(),
         }
     }
@@ -46,7 +50,7 @@ impl MailKind {
             Self::Magiclink => "Your Magic Link",
             Self::Recovery => "Reset Your Password",
             Self::Invite => "You have been invited",
-            Self::EmailChange => "Confirm Email Change",
+            Self::EmailChange | Self::EmailChangeCurrent => "Confirm Email Change",
             Self::Reauthentication => "Confirm reauthentication",
         }
     }
@@ -155,7 +159,9 @@ pub fn send(conn: &Connection, user: &mut UserRow, out: &Outgoing<'_>) -> Result
         MailKind::Signup => user.confirmation_sent_at = Some(out.now),
         MailKind::Magiclink | MailKind::Recovery => user.recovery_sent_at = Some(out.now),
         MailKind::Invite => user.invited_at = Some(out.now),
-        MailKind::EmailChange => user.email_change_sent_at = Some(out.now),
+        MailKind::EmailChange | MailKind::EmailChangeCurrent => {
+            user.email_change_sent_at = Some(out.now)
+        }
         MailKind::Reauthentication => user.reauthentication_sent_at = Some(out.now),
     }
     user.updated_at = out.now;

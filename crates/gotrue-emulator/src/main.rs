@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
-use gotrue_emulator::{Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, Emulator, parse_go_duration};
+use gotrue_emulator::{
+    Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, Emulator,
+    Es256Key, JwtSigning, parse_go_duration,
+};
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_go_duration(s)
@@ -30,6 +33,22 @@ struct Args {
     /// HS256 signing secret.
     #[arg(long, env = "GOTRUE_JWT_SECRET", default_value = DEFAULT_JWT_SECRET, hide_default_value = true)]
     jwt_secret: String,
+    /// Access-token signing: `hs256` (with the JWT secret) or `es256` (a P-256 key made at
+    /// start, published at `/.well-known/jwks.json`; the API keys stay HS256).
+    #[arg(long, env = "GOTRUE_EMULATOR_JWT_ALG", value_enum, default_value_t = JwtAlg::Hs256)]
+    jwt_alg: JwtAlg,
+    /// GoTrue's JSON array of private JWKs; its one EC P-256 key (with `d` and `kid`) signs
+    /// ES256 instead of a key made at start (implies `--jwt-alg es256`).
+    #[arg(long, env = "GOTRUE_JWT_KEYS", hide_env_values = true)]
+    jwt_keys: Option<String>,
+    /// Supabase's publishable key (`sb_publishable_…`), accepted wherever the anon key is
+    /// (empty: none).
+    #[arg(long, env = "GOTRUE_EMULATOR_PUBLISHABLE_KEY", default_value = DEMO_PUBLISHABLE_KEY)]
+    publishable_key: String,
+    /// Supabase's secret key (`sb_secret_…`), accepted wherever the service_role key is
+    /// (empty: none).
+    #[arg(long, env = "GOTRUE_EMULATOR_SECRET_KEY", default_value = DEMO_SECRET_KEY, hide_default_value = true, hide_env_values = true)]
+    secret_key: String,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "GOTRUE_JWT_EXP", default_value_t = 3600)]
     jwt_exp: u64,
@@ -55,6 +74,9 @@ struct Args {
     /// Require email confirmation (same as `--autoconfirm false`).
     #[arg(long)]
     no_autoconfirm: bool,
+    /// Confirm an email change from both the current and the new address.
+    #[arg(long, env = "GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED", default_value_t = true, action = ArgAction::Set)]
+    secure_email_change: bool,
     /// Refuse new sign-ups.
     #[arg(long, env = "GOTRUE_DISABLE_SIGNUP", default_value_t = false, action = ArgAction::Set)]
     disable_signup: bool,
@@ -98,9 +120,39 @@ struct Args {
     smtp_max_frequency: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum JwtAlg {
+    Hs256,
+    Es256,
+}
+
+/// The signing key of `GOTRUE_JWT_KEYS`: the array's one EC key (other entries, such as a
+/// verify-only `oct` key, are ignored: the JWT secret is the HS256 key).
+fn signing_key(keys: &str) -> Result<Es256Key, String> {
+    let keys: serde_json::Value =
+        serde_json::from_str(keys).map_err(|e| format!("GOTRUE_JWT_KEYS is not JSON: {e}"))?;
+    let list = keys.as_array().cloned().unwrap_or_else(|| vec![keys]);
+    let mut ec = list.iter().filter(|k| k["kty"] == "EC");
+    match (ec.next(), ec.next()) {
+        (Some(key), None) => Es256Key::from_jwk(key),
+        _ => Err("GOTRUE_JWT_KEYS must hold exactly one EC P-256 private key".into()),
+    }
+}
+
 impl Args {
-    fn into_config(self) -> Config {
-        Config {
+    fn into_config(self) -> Result<Config, String> {
+        let jwt_signing = match (
+            self.jwt_keys.as_deref().filter(|k| !k.trim().is_empty()),
+            self.jwt_alg,
+        ) {
+            (Some(keys), _) => JwtSigning::Es256(Some(signing_key(keys)?)),
+            (None, JwtAlg::Es256) => JwtSigning::Es256(None),
+            (None, JwtAlg::Hs256) => JwtSigning::Hs256,
+        };
+        Ok(Config {
+            jwt_signing,
+            publishable_key: Some(self.publishable_key).filter(|k| !k.is_empty()),
+            secret_key: Some(self.secret_key).filter(|k| !k.is_empty()),
             host: self.host,
             port: self.port,
             db: self.db,
@@ -111,6 +163,7 @@ impl Args {
             refresh_token_rotation: self.refresh_token_rotation,
             refresh_token_reuse_interval: Duration::from_secs(self.refresh_token_reuse_interval),
             autoconfirm: self.autoconfirm && !self.no_autoconfirm,
+            secure_email_change: self.secure_email_change,
             disable_signup: self.disable_signup,
             anonymous_users: self.anonymous_users,
             external_url: self.external_url.filter(|s| !s.is_empty()),
@@ -128,7 +181,7 @@ impl Args {
             otp_exp: Duration::from_secs(self.otp_exp),
             smtp_max_frequency: self.smtp_max_frequency,
             ..Config::default()
-        }
+        })
     }
 }
 
@@ -142,7 +195,13 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Args::parse().into_config();
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(err) => {
@@ -162,6 +221,18 @@ async fn main() -> ExitCode {
             "Captured mail:    {}/_emulator/mail?to=EMAIL",
             emulator.url()
         );
+        if let Some(key) = emulator.publishable_key() {
+            println!("publishable key:  {key}");
+        }
+        if let Some(key) = emulator.secret_key() {
+            println!("secret key:       {key}");
+        }
+        if let Some(kid) = emulator.signing_kid() {
+            println!(
+                "Signing:          ES256, kid {kid} ({}/.well-known/jwks.json)",
+                emulator.url()
+            );
+        }
     }
     if tokio::signal::ctrl_c().await.is_err() {
         tracing::error!("cannot wait for Ctrl-C; stopping");

@@ -17,9 +17,10 @@ use tower::ServiceExt;
 use crate::Mail;
 use crate::api::{self, AdminUserParams, Shared, insert_user};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, JwtSigning};
 use crate::db::{Db, MailRow};
 use crate::error::{ApiError, ApiVersion};
+use crate::es256::Es256Key;
 use crate::faults::{Action, Faults};
 use crate::jwt::Keys;
 
@@ -52,6 +53,7 @@ impl Emulator {
         if config.is_embedded() {
             check_embedded(&config)?;
         }
+        check_opaque_keys(&config)?;
         if url::Url::parse(&config.site_url).is_err() {
             return Err(StartError::Config(format!(
                 "site URL {:?} is not a URL",
@@ -76,7 +78,14 @@ impl Emulator {
             }
             None => url.clone(),
         };
-        let keys = Keys::new(&config.jwt_secret);
+        let signing_key = match &config.jwt_signing {
+            JwtSigning::Hs256 => None,
+            JwtSigning::Es256(Some(key)) => Some(key.clone()),
+            JwtSigning::Es256(None) => Some(Es256Key::generate()),
+        };
+        let keys = Keys::with_signing_key(&config.jwt_secret, signing_key.as_ref())
+            .with_opaque_key(config.publishable_key.as_deref(), "anon")
+            .with_opaque_key(config.secret_key.as_deref(), "service_role");
         let anon_key = keys.api_key("anon");
         let service_role_key = keys.api_key("service_role");
         let shared = Arc::new(Shared {
@@ -118,6 +127,26 @@ fn check_embedded(config: &Config) -> Result<(), StartError> {
     if config.host != std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
         return Err(StartError::Config(
             "an embedded server listens on 127.0.0.1 only".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Supabase's non-JWT keys are recognisable by their prefix; a JWT, or the same key for
+/// both roles, would be read as the wrong kind of key.
+fn check_opaque_keys(config: &Config) -> Result<(), StartError> {
+    let bad = |key: &Option<String>, prefix: &str| {
+        key.as_deref()
+            .is_some_and(|k| !k.starts_with(prefix) || k.len() < prefix.len() + 16)
+    };
+    if bad(&config.publishable_key, "sb_publishable_") {
+        return Err(StartError::Config(
+            "a publishable key is sb_publishable_ and at least 16 more characters".into(),
+        ));
+    }
+    if bad(&config.secret_key, "sb_secret_") {
+        return Err(StartError::Config(
+            "a secret key is sb_secret_ and at least 16 more characters".into(),
         ));
     }
     Ok(())
@@ -212,9 +241,32 @@ impl EmulatorHandle {
         &self.anon_key
     }
 
+    /// Supabase's publishable key (`sb_publishable_…`), when configured: accepted wherever
+    /// [`EmulatorHandle::anon_key`] is. The embedded server always has one.
+    pub fn publishable_key(&self) -> Option<&str> {
+        self.shared.config.publishable_key.as_deref()
+    }
+
+    /// Supabase's secret key (`sb_secret_…`), when configured: accepted wherever
+    /// [`EmulatorHandle::service_role_key`] is.
+    pub fn secret_key(&self) -> Option<&str> {
+        self.shared.config.secret_key.as_deref()
+    }
+
     /// A JWT with role `service_role` (Supabase's service key): admin routes accept it.
     pub fn service_role_key(&self) -> &str {
         &self.service_role_key
+    }
+
+    /// What `GET /.well-known/jwks.json` serves: `{"keys":[]}` in HS256 mode, the public
+    /// ES256 key in ES256 mode.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.shared.keys.jwks()
+    }
+
+    /// The `kid` of the ES256 signing key (`None` in HS256 mode).
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.shared.keys.kid()
     }
 
     /// The emulator's clock, for in-process tests that want to move time.

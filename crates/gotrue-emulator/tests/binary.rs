@@ -192,3 +192,144 @@ async fn logs_never_contain_passwords_or_tokens() {
         assert!(!logs.contains(&secret), "the log leaks {secret}");
     }
 }
+
+async fn jwks_and_token_header(url: &str) -> (Value, Value) {
+    let jwks: Value = reqwest::get(format!("{url}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = post(&format!("{url}/signup"), json!({})).await;
+    let token = session["access_token"].as_str().unwrap();
+    let header = token.split('.').next().unwrap();
+    let header =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
+    (jwks, serde_json::from_slice(&header).unwrap())
+}
+
+#[tokio::test]
+async fn jwt_alg_flag_and_gotrue_jwt_keys() {
+    // --jwt-alg es256: a key made at start, served and named in every token.
+    let emu = Running::start(&["--jwt-alg", "es256"], &[]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    emu.stop();
+
+    // GOTRUE_EMULATOR_JWT_ALG from the environment; the default stays HS256.
+    let emu = Running::start(&[], &[("GOTRUE_EMULATOR_JWT_ALG", "es256")]);
+    let (jwks, _) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    emu.stop();
+    let emu = Running::start(&[], &[]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(jwks, json!({"keys": []}));
+    assert_eq!(header["alg"], "HS256");
+    emu.stop();
+
+    // GOTRUE_JWT_KEYS: GoTrue's array of private JWKs; its EC key signs, and the private
+    // part is never logged or served.
+    let key = gotrue_emulator::Es256Key::generate();
+    let keys = json!([key.private_jwk()]).to_string();
+    let emu = Running::start(&[], &[("GOTRUE_JWT_KEYS", &keys)]);
+    let (jwks, header) = jwks_and_token_header(&emu.url).await;
+    assert_eq!(header["kid"], key.kid());
+    assert_eq!(jwks, json!({"keys": [key.public_jwk()]}));
+    let logs = emu.stop();
+    assert!(!logs.contains(key.private_jwk()["d"].as_str().unwrap()));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gotrue-emulator"))
+        .args(["--port", "0"])
+        .env(
+            "GOTRUE_JWT_KEYS",
+            r#"[{"kty":"EC","crv":"P-256","kid":"k"}]"#,
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private part"));
+}
+
+#[tokio::test]
+async fn publishable_and_secret_key_flags() {
+    let admin = |url: String, key: &'static str| async move {
+        reqwest::Client::new()
+            .get(format!("{url}/admin/users"))
+            .header("apikey", key)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Supabase's local keys by default.
+    let emu = Running::start(&[], &[]);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        200
+    );
+    emu.stop();
+    // GOTRUE_EMULATOR_SECRET_KEY names another; an empty --secret-key turns it off.
+    let custom = "sb_secret_0123456789abcdef-custom";
+    let emu = Running::start(&[], &[("GOTRUE_EMULATOR_SECRET_KEY", custom)]);
+    assert_eq!(admin(emu.url.clone(), custom).await, 200);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        403
+    );
+    emu.stop();
+    let emu = Running::start(&["--secret-key", ""], &[]);
+    assert_eq!(
+        admin(emu.url.clone(), gotrue_emulator::DEMO_SECRET_KEY).await,
+        403
+    );
+    emu.stop();
+    // A publishable key is anon, never admin.
+    let key = "sb_publishable_0123456789abcdef-custom";
+    let emu = Running::start(&["--publishable-key", key], &[]);
+    assert_eq!(admin(emu.url.clone(), key).await, 403);
+    emu.stop();
+}
+
+/// Mails to the current address after an email change on a server run with `envs`.
+async fn mails_to_current_address_after_email_change(envs: &[(&str, &str)]) -> usize {
+    let emu = Running::start(&["--no-autoconfirm"], envs);
+    let http = reqwest::Client::new();
+    let admin_key = gotrue_emulator::DEMO_SECRET_KEY;
+    http.post(format!("{}/admin/users", emu.url))
+        .bearer_auth(admin_key)
+        .json(
+            &json!({"email": "old@example.com", "password": "pass-word-1", "email_confirm": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let session = post(
+        &format!("{}/token?grant_type=password", emu.url),
+        json!({"email": "old@example.com", "password": "pass-word-1"}),
+    )
+    .await;
+    http.put(format!("{}/user", emu.url))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .json(&json!({"email": "new@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let mails: Value = reqwest::get(format!("{}/_emulator/mail?to=old@example.com", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    emu.stop();
+    mails.as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn secure_email_change_is_on_by_default_and_gotrues_env_turns_it_off() {
+    assert_eq!(mails_to_current_address_after_email_change(&[]).await, 1);
+    let off = [("GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED", "false")];
+    assert_eq!(mails_to_current_address_after_email_change(&off).await, 0);
+}

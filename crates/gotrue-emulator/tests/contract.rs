@@ -1361,8 +1361,11 @@ async fn update_user_metadata_and_password() {
 
 #[tokio::test]
 async fn email_change_with_confirmation() {
+    // One confirmation from the new address; the secure (two-mail) change is in
+    // tests/email_change.rs.
     let env = Env::with(Config {
         autoconfirm: false,
+        secure_email_change: false,
         ..Config::for_tests()
     })
     .await;

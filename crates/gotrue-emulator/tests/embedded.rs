@@ -69,7 +69,13 @@ async fn the_public_demo_keys_are_refused() {
     let sign_in = json!({"email": "demo@example.com", "password": PASSWORD}).to_string();
     let json_type = ("content-type", "application/json");
     // The API gateway's rule: no key, or a key not signed with this install's secret, 401.
-    for key in [None, Some(DEMO_ANON_KEY), Some(DEMO_SERVICE_ROLE_KEY)] {
+    for key in [
+        None,
+        Some(DEMO_ANON_KEY),
+        Some(DEMO_SERVICE_ROLE_KEY),
+        Some(gotrue_emulator::DEMO_PUBLISHABLE_KEY),
+        Some(gotrue_emulator::DEMO_SECRET_KEY),
+    ] {
         let mut headers = vec![json_type];
         if let Some(key) = key {
             headers.push(("apikey", key));
@@ -98,6 +104,70 @@ async fn the_public_demo_keys_are_refused() {
     reply.assert_error(403, "bad_jwt");
     // The app's own key works.
     env.sign_in("demo@example.com").await;
+}
+
+#[tokio::test]
+async fn the_install_publishable_key_opens_the_gateway_as_anon() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = new_jwt_secret();
+    let config = Config {
+        bcrypt_cost: 4,
+        ..Config::embedded(secret.clone(), dir.path().join("emulator.sqlite"), 0)
+    };
+    let env = Env::with(config).await;
+    // Derived from the install's secret: the app keeps nothing more.
+    let key = env.emu.publishable_key().unwrap().to_owned();
+    assert!(key.starts_with("sb_publishable_"), "{key}");
+    assert_eq!(key, gotrue_emulator::publishable_key_for(&secret));
+    assert_ne!(key, gotrue_emulator::publishable_key_for(&new_jwt_secret()));
+    assert!(!key.contains(&secret));
+    assert_eq!(env.emu.secret_key(), None);
+
+    user(&env, "pk@example.com").await;
+    let json_type = ("content-type", "application/json");
+    let anon_bearer = format!("Bearer {key}");
+    let anonymous = [
+        json_type,
+        ("apikey", key.as_str()),
+        ("authorization", anon_bearer.as_str()),
+    ];
+    let sign_in = json!({"email": "pk@example.com", "password": PASSWORD}).to_string();
+    let session = raw(
+        &env,
+        Method::POST,
+        "/token?grant_type=password",
+        &anonymous,
+        &sign_in,
+    )
+    .await;
+    let session = session.assert_ok().clone();
+    let refresh = json!({"refresh_token": refresh_token(&session)}).to_string();
+    raw(
+        &env,
+        Method::POST,
+        "/token?grant_type=refresh_token",
+        &anonymous,
+        &refresh,
+    )
+    .await
+    .assert_ok();
+    let user_bearer = format!("Bearer {}", access(&session));
+    let me = raw(
+        &env,
+        Method::GET,
+        "/user",
+        &[
+            ("apikey", key.as_str()),
+            ("authorization", user_bearer.as_str()),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(me.assert_ok()["email"], "pk@example.com");
+    // As a bearer it is the anonymous caller, not a user.
+    raw(&env, Method::GET, "/user", &anonymous, "")
+        .await
+        .assert_error(403, "bad_jwt");
 }
 
 #[tokio::test]

@@ -82,8 +82,9 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// The API gateway's key check: a key signed with this install's secret, in the `apikey`
-/// header. `GET /verify` is open, as on Supabase: the user's browser opens mailed links.
+/// The API gateway's key check: in the `apikey` header, a key signed with this install's
+/// secret or the install's publishable key (`sb_publishable_…`, derived from the secret).
+/// `GET /verify` is open, as on Supabase: the user's browser opens mailed links.
 pub async fn api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let open = request.method() == Method::GET && (path == "/verify" || path == "/auth/v1/verify");

@@ -70,9 +70,10 @@ pub async fn settings(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// HS256 keys are symmetric and never published, so the set is empty — as GoTrue's.
-pub async fn jwks() -> Response {
-    let mut response = Json(json!({ "keys": [] })).into_response();
+/// The public signing keys: HS256 keys are symmetric and never published, so in HS256
+/// mode the set is empty — as GoTrue's; in ES256 mode it holds the P-256 key.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.keys.jwks()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=600"),

@@ -273,8 +273,15 @@ pub async fn resend(
             }
             "email_change" => {
                 if let Some(new_email) = user.email_change.clone() {
-                    let out = state.outgoing(MailKind::EmailChange, &new_email, &redirect_to, None);
-                    mail::send(&tx, &mut user, &out)?;
+                    // Both mails again when the change is secure: a new code to each address.
+                    super::user::send_email_change(
+                        &state,
+                        &tx,
+                        &mut user,
+                        &new_email,
+                        &redirect_to,
+                        None,
+                    )?;
                     user.save(&tx)?;
                 }
             }

@@ -185,7 +185,6 @@ pub async fn update_user(
         if state.config.autoconfirm {
             set_email(&tx, &mut user, email, now)?;
         } else {
-            user.email_change = Some(email.clone());
             let flow = match &pkce {
                 Some(pkce) => Some(new_flow_state(
                     &state,
@@ -198,13 +197,8 @@ pub async fn update_user(
                 )?),
                 None => None,
             };
-            let out = state.outgoing(
-                MailKind::EmailChange,
-                email,
-                &redirect_to,
-                flow.as_ref().map(|f| f.id.as_str()),
-            );
-            mail::send(&tx, &mut user, &out)?;
+            let flow_id = flow.as_ref().map(|f| f.id.as_str());
+            send_email_change(&state, &tx, &mut user, email, &redirect_to, flow_id)?;
         }
     }
 
@@ -223,6 +217,37 @@ pub async fn update_user(
     let body = models::user_json(&tx, &user)?;
     tx.commit()?;
     Ok(Json(body))
+}
+
+/// Records `new_email` as the pending change and mails its confirmation: to the new
+/// address, and — with secure email change, when the user has an address — to the current
+/// one too, each with its own code and link (`type=email_change` both; GoTrue's
+/// `sendEmailChange`). The change is made once every mailed token is used.
+pub fn send_email_change(
+    state: &AppState,
+    conn: &rusqlite::Connection,
+    user: &mut UserRow,
+    new_email: &str,
+    redirect_to: &str,
+    flow_state_id: Option<&str>,
+) -> Result<(), ApiError> {
+    user.email_change = Some(new_email.to_owned());
+    let current = user.email.clone().filter(|e| !e.is_empty());
+    match current {
+        Some(current) if state.config.secure_email_change => {
+            let out = state.outgoing(
+                MailKind::EmailChangeCurrent,
+                &current,
+                redirect_to,
+                flow_state_id,
+            );
+            mail::send(conn, user, &out)?;
+        }
+        // Not (or no longer) confirmed from the current address.
+        _ => OneTimeTokenRow::delete_of_type(conn, &user.id, "email_change_current")?,
+    }
+    let out = state.outgoing(MailKind::EmailChange, new_email, redirect_to, flow_state_id);
+    mail::send(conn, user, &out)
 }
 
 /// Makes `email` the user's confirmed address (email change confirmed, or autoconfirm).

@@ -39,7 +39,7 @@ fn token_types(kind: &str) -> Result<&'static [&'static str], ApiError> {
         "recovery" => &["recovery"],
         "magiclink" => &["magiclink", "confirmation"],
         "email" => &["confirmation", "magiclink"],
-        "email_change" => &["email_change"],
+        "email_change" => &["email_change", "email_change_current"],
         "sms" | "phone_change" => {
             return Err(ApiError::unprocessable(
                 "phone_provider_disabled",
@@ -61,15 +61,29 @@ fn otp_expired(by_hash: bool) -> ApiError {
     )
 }
 
-/// Finds, checks and consumes the token, then applies what it confirms. Returns the user
-/// and the consumed token (whose flow state, if any, continues a PKCE sign-in).
+/// The answer to the first of the two confirmations of a secure email change (GoTrue's
+/// `singleConfirmationAccepted`).
+pub const SINGLE_CONFIRMATION_ACCEPTED: &str =
+    "Confirmation link accepted. Please proceed to confirm link sent to the other email";
+
+/// What a used token did.
+enum Consumed {
+    /// Confirmed: the user, and the consumed token (whose flow state, if any, continues a
+    /// PKCE sign-in).
+    Done(Box<(UserRow, OneTimeTokenRow)>),
+    /// One of the two mails of a secure email change: the other one is still to be used.
+    /// No session; the address is unchanged.
+    HalfOfEmailChange,
+}
+
+/// Finds, checks and consumes the token, then applies what it confirms.
 fn consume(
     state: &AppState,
     conn: &Connection,
     kind: &str,
     hash: &str,
     by_hash: bool,
-) -> Result<(UserRow, OneTimeTokenRow), ApiError> {
+) -> Result<Consumed, ApiError> {
     let types = token_types(kind)?;
     let token =
         OneTimeTokenRow::find_by_hash(conn, hash, types)?.ok_or_else(|| otp_expired(by_hash))?;
@@ -85,18 +99,34 @@ fn consume(
     }
     OneTimeTokenRow::delete(conn, &token.id)?;
     match token.token_type.as_str() {
-        "email_change" => {
-            if UserRow::find_by_email(conn, &token.relates_to)?.is_some_and(|u| u.id != user.id) {
+        kind @ ("email_change" | "email_change_current") => {
+            // Secure email change: both mails' tokens are needed, in either order.
+            let other = if kind == "email_change" {
+                "email_change_current"
+            } else {
+                "email_change"
+            };
+            if OneTimeTokenRow::exists_for_user(conn, &user.id, other)? {
+                return Ok(Consumed::HalfOfEmailChange);
+            }
+            let new_email = if kind == "email_change" {
+                token.relates_to.clone()
+            } else {
+                user.email_change
+                    .clone()
+                    .ok_or_else(|| otp_expired(by_hash))?
+            };
+            if UserRow::find_by_email(conn, &new_email)?.is_some_and(|u| u.id != user.id) {
                 return Err(ApiError::unprocessable(
                     "email_exists",
                     "A user with this email address has already been registered",
                 ));
             }
-            set_email(conn, &mut user, &token.relates_to, now)?;
+            set_email(conn, &mut user, &new_email, now)?;
         }
         _ => confirm_email(conn, &mut user, now)?,
     }
-    Ok((user, token))
+    Ok(Consumed::Done(Box::new((user, token))))
 }
 
 pub async fn verify_post(
@@ -153,7 +183,17 @@ pub async fn verify_post(
     };
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
-    let (mut user, _token) = consume(&state, &tx, &kind, &hash, by_hash)?;
+    let mut user = match consume(&state, &tx, &kind, &hash, by_hash)? {
+        Consumed::Done(done) => done.0,
+        Consumed::HalfOfEmailChange => {
+            tx.commit()?;
+            // GoTrue's exact body: `code` is the status as a string.
+            return Ok(Json(serde_json::json!({
+                "msg": SINGLE_CONFIRMATION_ACCEPTED,
+                "code": "200",
+            })));
+        }
+    };
     let (session, refresh) = start_session(&state, &tx, &mut user, "otp", None, &client)?;
     let body = session_json(&state, &tx, &user, &session, &refresh.token, Map::new())?;
     tx.commit()?;
@@ -222,6 +262,17 @@ pub fn error_redirect(target: &str, err: &ApiError, pkce: bool) -> String {
     with_fragment(&target, &fragment_pairs)
 }
 
+/// GoTrue's redirect with a message (`prepRedirectURL`): `message=` in the fragment, and
+/// in the query too for a PKCE flow.
+fn message_redirect(target: &str, message: &str, pkce: bool) -> String {
+    let target = if pkce {
+        with_query(target, &[("message", message)])
+    } else {
+        target.to_owned()
+    };
+    with_fragment(&target, &[("message", message)])
+}
+
 pub async fn verify_get(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -252,7 +303,17 @@ fn verify_link(
     }
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
-    let (mut user, consumed) = consume(state, &tx, kind, token, true)?;
+    let (mut user, consumed) = match consume(state, &tx, kind, token, true)? {
+        Consumed::Done(done) => *done,
+        Consumed::HalfOfEmailChange => {
+            tx.commit()?;
+            return Ok(message_redirect(
+                redirect_to,
+                SINGLE_CONFIRMATION_ACCEPTED,
+                token.starts_with("pkce_"),
+            ));
+        }
+    };
     let flow = match consumed.flow_state_id.as_deref() {
         Some(id) if consumed.token_hash.starts_with("pkce_") => FlowStateRow::find(&tx, id)?,
         _ => None,

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 pub struct OneTimeTokenRow {
     pub id: String,
     pub user_id: String,
-    /// `confirmation`, `magiclink`, `recovery`, `invite`, `email_change`, `reauthentication`.
+    /// `confirmation`, `magiclink`, `recovery`, `invite`, `email_change` (to the new
+    /// address), `email_change_current` (to the current one), `reauthentication`.
     pub token_type: String,
     /// The stored hash, with a `pkce_` prefix when the link belongs to a PKCE flow.
     pub token_hash: String,
@@ -77,6 +78,31 @@ impl OneTimeTokenRow {
 
     pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
         conn.execute("DELETE FROM one_time_tokens WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Whether the user has a token of `token_type` waiting.
+    pub fn exists_for_user(
+        conn: &Connection,
+        user_id: &str,
+        token_type: &str,
+    ) -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM one_time_tokens WHERE user_id = ?1 AND token_type = ?2)",
+            [user_id, token_type],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn delete_of_type(
+        conn: &Connection,
+        user_id: &str,
+        token_type: &str,
+    ) -> rusqlite::Result<()> {
+        conn.execute(
+            "DELETE FROM one_time_tokens WHERE user_id = ?1 AND token_type = ?2",
+            [user_id, token_type],
+        )?;
         Ok(())
     }
 

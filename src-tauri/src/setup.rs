@@ -43,7 +43,11 @@ pub fn start_embedded<R: Runtime>(app: &AppHandle<R>) -> Result<EmbeddedServer, 
     let mail = emulator.clone();
     Ok(EmbeddedServer {
         url: emulator.url().to_owned(),
-        anon_key: emulator.anon_key().to_owned(),
+        // The new key kind (`sb_publishable_…`), as a current Supabase project gives.
+        anon_key: emulator
+            .publishable_key()
+            .unwrap_or(emulator.anon_key())
+            .to_owned(),
         demo: Some((DEMO_EMAIL.to_owned(), DEMO_PASSWORD.to_owned())),
         mailbox: Some(Box::new(move || mailbox(&mail))),
         keep_alive: Box::new(emulator),

@@ -15,6 +15,7 @@ let overlay = null; // 'settings' or 'mailbox' while that view is open
 let recovering = false; // signed in from a password-reset link: choosing a new password
 let backendInfo = null; // the server the app talks to (auth.backend())
 let pendingTimer = null; // re-checks queued sign-outs when the engine next tries them
+let emailChange = null; // { current, next } while a change of address waits for its codes
 
 function show(id, text) {
   const el = $(id);
@@ -486,6 +487,49 @@ function wire() {
       message('Password changed. Your other devices were signed out.');
     });
   });
+  $('email-change-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy($('change-email'), async () => {
+      const to = $('new-email').value.trim();
+      const user = await auth.updateUser({ email: to });
+      if (user.email === to) {
+        // The project confirms nothing: changed at once.
+        $('new-email').value = '';
+        message(`Your email address is now ${to}.`);
+        return;
+      }
+      emailChange = { current: user.email, next: to };
+      $('email-change-current').textContent = user.email;
+      $('email-change-new').textContent = to;
+      $('email-change-text').textContent =
+        `We sent a code to ${to}. If your project also asks your current address to agree, a code went to ${user.email} too: enter both.`;
+      $('email-change-current-form').hidden = false;
+      $('email-change-new-form').hidden = false;
+      $('email-change-step').hidden = false;
+      $('email-change-code-new').focus();
+    });
+  });
+  for (const which of ['current', 'new']) {
+    $(`email-change-${which}-form`).addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy($(`email-change-verify-${which}`), async () => {
+        const [email, other] =
+          which === 'current' ? [emailChange.current, emailChange.next] : [emailChange.next, emailChange.current];
+        const input = $(`email-change-code-${which}`);
+        const outcome = await auth.confirmEmailChange(email, input.value.trim());
+        input.value = '';
+        if (outcome.status === 'changed') {
+          emailChange = null;
+          $('email-change-step').hidden = true;
+          $('new-email').value = '';
+          message(`Your email address is now ${outcome.user.email}.`);
+        } else {
+          $(`email-change-${which}-form`).hidden = true;
+          message(`${email} agreed. Now enter the code sent to ${other}.`);
+        }
+      });
+    });
+  }
   $('mfa-enroll').addEventListener('click', () =>
     busy($('mfa-enroll'), async () => {
       const e = await auth.mfaEnroll('Authenticator app');

@@ -44,4 +44,5 @@ export const {
   openDemoMail,
   resendConfirmation,
   activity,
+  confirmEmailChange,
 } = tessera;

@@ -49,9 +49,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthConfig, Metrics};
 pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
 pub use model::{
-    AccountSwitch, AuthEvent, AuthStateChange, Connectivity, DeviceSession, ErrorView, LinkOutcome,
-    PendingRevocation, RevokeOutcome, SessionView, SignOutOutcome, SignOutReason, SignUpOutcome,
-    UserView,
+    AccountSwitch, AuthEvent, AuthStateChange, Connectivity, DeviceSession, EmailChangeOutcome,
+    ErrorView, LinkOutcome, PendingRevocation, RevokeOutcome, SessionView, SignOutOutcome,
+    SignOutReason, SignUpOutcome, UserView,
 };
 pub use secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 pub use store::{ChunkedStore, KeyringStore, MemoryStore, SecretStore, Store, StoreError};

@@ -204,6 +204,17 @@ pub enum SignUpOutcome {
     ConfirmationSent { email: String },
 }
 
+/// Where a change of email address stands after a confirmation code.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum EmailChangeOutcome {
+    /// One address confirmed; the project wants the other one too (GoTrue's secure email
+    /// change, on by default).
+    OtherAddressPending,
+    /// The address is changed.
+    Changed { user: User },
+}
+
 /// A pending revocation as shown to a user (no tokens).
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

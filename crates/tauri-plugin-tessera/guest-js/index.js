@@ -114,4 +114,8 @@ export const demoMailbox = () => invoke('auth_demo_mailbox');
 export const resendConfirmation = (email) => invoke('auth_resend_confirmation', { email });
 /** The person did something in this window (the app-wide idle timer starts again). */
 export const activity = () => invoke('auth_activity');
+/** Confirms a change of email with the code mailed to `email` (the current or the new
+ * address): `{ status: 'otherAddressPending' }` or `{ status: 'changed', user }`. */
+export const confirmEmailChange = (email, code) =>
+  invoke('auth_confirm_email_change', { email, code });
 export const openDemoMail = (id) => invoke('auth_open_demo_mail', { id });

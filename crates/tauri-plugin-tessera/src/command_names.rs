@@ -37,4 +37,5 @@ pub const COMMANDS: &[&str] = &[
     "auth_open_demo_mail",
     "auth_resend_confirmation",
     "auth_activity",
+    "auth_confirm_email_change",
 ];

@@ -251,6 +251,20 @@ pub async fn auth_set_preferences<R: Runtime>(
     Ok(crate::load_preferences(&app))
 }
 
+/// Confirms a change of email address with the code mailed to `email`.
+#[tauri::command]
+pub async fn auth_confirm_email_change(
+    state: State<'_, AuthState>,
+    email: String,
+    code: String,
+) -> Result<auth_core::EmailChangeOutcome> {
+    state.ready().await;
+    Ok(state
+        .client()?
+        .confirm_email_change(&email, &OneTimeCode::new(code.trim()))
+        .await?)
+}
+
 /// The person did something in a window: the app-wide idle timer starts again.
 #[tauri::command]
 pub async fn auth_activity(state: State<'_, AuthState>) -> Result<()> {

@@ -239,6 +239,7 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_open_demo_mail,
                 commands::auth_resend_confirmation,
                 commands::auth_activity,
+                commands::auth_confirm_email_change,
             ])
             .setup(move |app, api| {
                 let settings = api.config().clone().unwrap_or_default().resolved();

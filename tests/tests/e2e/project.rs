@@ -244,3 +244,53 @@ async fn a_queued_sign_out_is_shown_until_the_server_is_told() {
     assert!(h.sessions(&user).await.is_empty());
     app.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn an_email_change_is_confirmed_from_both_addresses() {
+    // GoTrue's default: a code to the current address and one to the new address.
+    let h = Harness::with(Config {
+        autoconfirm: false,
+        ..Config::for_tests()
+    })
+    .await;
+    h.create_user("before@example.com").await;
+    let app = h.open_app().await;
+    sign_in(&app, "before@example.com").await;
+    fill(&app, "new-email", "after@example.com").await;
+    click(&app, "change-email").await;
+    wait_text(&app, "email-change-text", |t| {
+        t.contains("after@example.com")
+    })
+    .await;
+    screenshot(&app, "email-change").await;
+    let code = |to: &str| {
+        h.emu
+            .mail_for(Some(to))
+            .unwrap()
+            .last()
+            .unwrap()
+            .otp
+            .clone()
+    };
+    fill(
+        &app,
+        "email-change-code-current",
+        &code("before@example.com"),
+    )
+    .await;
+    click(&app, "email-change-verify-current").await;
+    wait_text(&app, "message", |t| {
+        t.contains("Now enter the code sent to after@")
+    })
+    .await;
+    assert_eq!(
+        text(&app, "auth-status").await,
+        "Signed in as before@example.com"
+    );
+    fill(&app, "email-change-code-new", &code("after@example.com")).await;
+    click(&app, "email-change-verify-new").await;
+    wait_text(&app, "message", |t| t.contains("now after@example.com")).await;
+    wait_status(&app, |s| s == "Signed in as after@example.com").await;
+    app.close().await.unwrap();
+}

@@ -381,6 +381,24 @@ impl AuthBackend for GoTrueApi {
         self.call(Method::POST, "/verify", None, Some(body)).await
     }
 
+    async fn verify_email_change(
+        &self,
+        email: &str,
+        code: &OneTimeCode,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        let body = json!({ "email": email, "token": code.expose_secret(), "type": "email_change" });
+        let answer: Value = self.call(Method::POST, "/verify", None, Some(body)).await?;
+        if answer.get("access_token").is_some() {
+            return crate::decode::from_value("session", answer).map(Some);
+        }
+        if answer.get("msg").and_then(Value::as_str).is_some() {
+            return Ok(None);
+        }
+        Err(AuthError::InvalidResponse(
+            "an email-change confirmation that is neither a session nor a message".into(),
+        ))
+    }
+
     async fn verify_token_hash(
         &self,
         token_hash: &OneTimeCode,

@@ -219,6 +219,17 @@ pub trait AuthBackend: Send + Sync + std::fmt::Debug {
         Err(AuthError::Unsupported("password recovery"))
     }
 
+    /// Verifies a code of an email change. With secure email change (GoTrue's default)
+    /// the first of the two addresses answers with a message and no session (`None`);
+    /// the second, or the only one, completes the change and issues a session.
+    async fn verify_email_change(
+        &self,
+        _email: &str,
+        _code: &OneTimeCode,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        Err(AuthError::Unsupported("changing the email address"))
+    }
+
     /// Sends a mail again: the sign-up confirmation (`signup`) or the email-change
     /// confirmation (`email_change`).
     async fn resend(

@@ -212,7 +212,7 @@ pub enum EmailChangeOutcome {
     /// change, on by default).
     OtherAddressPending,
     /// The address is changed.
-    Changed { user: User },
+    Changed { user: Box<User> },
 }
 
 /// A pending revocation as shown to a user (no tokens).

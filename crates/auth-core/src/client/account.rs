@@ -62,7 +62,7 @@ impl AuthClient {
         let raw = self.report(self.inner.api.get_user(&token).await)?;
         self.update_user_locally(raw.clone(), true).await?;
         Ok(EmailChangeOutcome::Changed {
-            user: crate::decode::from_value("user", raw)?,
+            user: Box::new(crate::decode::from_value("user", raw)?),
         })
     }
 

@@ -1,9 +1,9 @@
 //! What a person types: secrets from standard input (one per line) or, on a terminal, a
 //! prompt that does not echo them. Never from arguments, never printed.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 
-use auth_core::{AuthError, Password};
+use auth_core::{AuthError, OneTimeCode, Password};
 
 /// One line of standard input without its line ending; `what` names it in errors.
 fn read_line(what: &str) -> Result<String, AuthError> {
@@ -38,4 +38,37 @@ pub fn read_password_as(prompt: &str, plain: bool) -> Result<Password, AuthError
 /// The password of `sign-in` and `sign-up`.
 pub fn read_password() -> Result<Password, AuthError> {
     read_password_as("Password: ", false)
+}
+
+/// A new password: on a terminal typed twice, the two must match.
+pub fn read_new_password(plain: bool) -> Result<Password, AuthError> {
+    let password = read_password_as("New password: ", plain)?;
+    if interactive(plain) {
+        let again = read_password_as("New password again: ", plain)?;
+        if again.expose_secret() != password.expose_secret() {
+            return Err(AuthError::InvalidInput(
+                "the two passwords differ; nothing was changed".into(),
+            ));
+        }
+    }
+    Ok(password)
+}
+
+/// The code from an email: prompted on a terminal (it is shown as typed: it is good for
+/// one use and a few minutes), else the next line of stdin.
+pub fn read_code(plain: bool) -> Result<OneTimeCode, AuthError> {
+    if interactive(plain) {
+        let mut err = std::io::stderr();
+        let _ = write!(err, "Code from the email: ").and_then(|()| err.flush());
+    }
+    let code: String = read_line("code")?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if code.is_empty() {
+        return Err(AuthError::InvalidInput(
+            "no code on stdin: give the code from the email on the first line".into(),
+        ));
+    }
+    Ok(OneTimeCode::new(code))
 }

@@ -6,6 +6,7 @@
 //! The server is `--url`, else the one `authctl server set` saved, else the local emulator.
 
 mod input;
+mod recover;
 mod saved;
 mod server;
 
@@ -119,6 +120,12 @@ enum Command {
         #[command(subcommand)]
         action: ServerAction,
     },
+    /// A forgotten password: mails a code, then sets a new password with it.
+    ///
+    /// The code from the mail and the new password are prompted on a terminal (the
+    /// password without echo), else read from stdin, one per line. The server signs out
+    /// the user's other sessions when the password changes.
+    Recover(recover::Recover),
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +387,7 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
             client.shutdown();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        Command::Recover(args) => recover::run(&client, args).await?,
         Command::Server { .. } => unreachable!("handled before the engine starts"),
     }
     Ok(())

@@ -200,7 +200,9 @@ fn print_session(view: &auth_core::SessionView) {
 async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
     let backend: BackendKind = cli.backend.parse()?;
     let command = match cli.command {
-        Command::Server { action } => return server::run(action, &given).await,
+        Command::Server { action } => {
+            return server::run(action, &given, backend == BackendKind::GoTrue).await;
+        }
         command => command,
     };
     let target = Target::resolve(&given, backend == BackendKind::GoTrue)?;

@@ -190,10 +190,15 @@ pub fn describe(info: &ServerInfo) -> Vec<String> {
 }
 
 #[allow(clippy::print_stdout)]
-pub async fn run(action: ServerAction, given: &Given) -> Result<(), AuthError> {
+pub async fn run(action: ServerAction, given: &Given, gotrue: bool) -> Result<(), AuthError> {
     match action {
+        ServerAction::Set { .. } if !gotrue => Err(AuthError::InvalidInput(
+            "the saved server is a Supabase (GoTrue) one, not used with --backend supertokens: \
+             give the backend's --url"
+                .into(),
+        )),
         ServerAction::Set { server_url, json } => set(&server_url, given, json).await,
-        ServerAction::Show { json } => show(given, json).await,
+        ServerAction::Show { json } => show(given, json, gotrue).await,
         ServerAction::Forget => {
             let file = saved::config_file();
             // A file that cannot be read is removed all the same.
@@ -248,17 +253,23 @@ async fn set(url: &str, given: &Given, as_json: bool) -> Result<(), AuthError> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn show(given: &Given, as_json: bool) -> Result<(), AuthError> {
-    let target = Target::resolve(given, true)?;
-    let check = auth_core::server::probe(&target.url, &target.anon_key, PROBE_TIMEOUT).await;
+async fn show(given: &Given, as_json: bool, gotrue: bool) -> Result<(), AuthError> {
+    let target = Target::resolve(given, gotrue)?;
+    // The check is a GoTrue's (`/health`, `/settings`): none for a SuperTokens backend.
+    let check = if gotrue {
+        Some(auth_core::server::probe(&target.url, &target.anon_key, PROBE_TIMEOUT).await)
+    } else {
+        None
+    };
     let configured = target.url_source != Source::Default;
     if as_json {
         let (server, error) = match &check {
-            Ok(info) => (serde_json::to_value(info).ok(), None),
-            Err(e) => (
+            Some(Ok(info)) => (serde_json::to_value(info).ok(), None),
+            Some(Err(e)) => (
                 None,
                 Some(json!({"code": e.code(), "message": e.to_string()})),
             ),
+            None => (None, None),
         };
         println!(
             "{}",
@@ -267,6 +278,7 @@ async fn show(given: &Given, as_json: bool) -> Result<(), AuthError> {
                 "source": target.url_source.as_str(),
                 "anonKey": mask(&target.anon_key),
                 "anonKeySource": target.key_source.as_str(),
+                "backend": if gotrue { "gotrue" } else { "supertokens" },
                 "configFile": target.file,
                 "server": server,
                 "error": error,
@@ -278,12 +290,13 @@ async fn show(given: &Given, as_json: bool) -> Result<(), AuthError> {
         println!("server: {} ({url_from})", target.url);
         println!("key:    {} ({key_from})", mask(&target.anon_key));
         match &check {
-            Ok(info) => {
+            Some(Ok(info)) => {
                 for line in describe(info) {
                     println!("{line}");
                 }
             }
-            Err(e) => println!("check:  failed: {}: {e}", e.code()),
+            Some(Err(e)) => println!("check:  failed: {}: {e}", e.code()),
+            None => println!("check:  none for a SuperTokens backend"),
         }
         if !configured {
             println!("no server is configured: `authctl server set URL --anon-key KEY` saves one");
@@ -291,7 +304,7 @@ async fn show(given: &Given, as_json: bool) -> Result<(), AuthError> {
     }
     match check {
         // A configured server that cannot be reached now is still the one in use.
-        Err(e) if !configured => Err(e),
+        Some(Err(e)) if !configured => Err(e),
         _ => Ok(()),
     }
 }

@@ -162,6 +162,28 @@ async fn server_show_tells_which_server_and_where_it_comes_from() {
     assert_eq!(json["url"], other.url());
     assert_eq!(json["source"], "env");
 
+    // The saved server is a GoTrue: a SuperTokens backend neither uses nor saves one.
+    let json = show_json(&ctl, &["--backend", "supertokens"]);
+    assert_eq!(json["source"], "default");
+    assert_eq!(json["backend"], "supertokens");
+    assert!(json["server"].is_null() && json["error"].is_null());
+    refused(
+        &ctl.run_saved(
+            &[
+                "--backend",
+                "supertokens",
+                "server",
+                "set",
+                other.url(),
+                "--anon-key",
+                other.anon_key(),
+            ],
+            None,
+        ),
+        "invalid_input",
+    );
+    assert_eq!(show_json(&ctl, &[])["url"], api_root(&emu));
+
     // A saved server that is down: reported, and still the one in use.
     ctl.set_server(&other);
     other.shutdown().await;

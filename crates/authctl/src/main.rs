@@ -3,34 +3,39 @@
 //! It uses the same engine, the same keyring entry (service `tessera`, per profile) and
 //! the same cross-process lock as the app, so a session signed in here is the app's
 //! session and vice versa. Passwords are read from standard input, never from arguments.
+//! The server is `--url`, else the one `authctl server set` saved, else the local emulator.
 
-use std::io::{BufRead, IsTerminal, Write};
+mod input;
+mod recover;
+mod saved;
+mod server;
+
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::{
-    AuthClient, AuthConfig, AuthError, DEMO_ANON_KEY, KEYRING_SERVICE, KeyringStore, OneTimeCode,
-    Password, SignOutScope, SignUpOutcome,
+    AuthClient, AuthConfig, AuthError, BackendKind, KEYRING_SERVICE, KeyringStore, OneTimeCode,
+    SignOutScope, SignUpOutcome,
 };
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use input::read_password;
 use serde_json::json;
+use server::{Given, ServerAction, Source, Target};
 
 /// Tessera's command-line auth client.
 #[derive(Debug, Parser)]
 #[command(name = "authctl", version, about)]
 struct Cli {
-    /// Auth server (GoTrue root or `https://<project>.supabase.co/auth/v1`).
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_AUTH_URL",
-        default_value = "http://127.0.0.1:9999"
-    )]
-    url: String,
-    /// The project's anon key (default: the local-stack demo key the emulator accepts).
-    #[arg(long, global = true, env = "TESSERA_ANON_KEY", default_value = DEMO_ANON_KEY, hide_default_value = true)]
-    anon_key: String,
+    /// Auth server (GoTrue root or `https://<project>.supabase.co/auth/v1`). Default: the
+    /// server `authctl server set` saved, else http://127.0.0.1:9999.
+    #[arg(long, global = true, env = "TESSERA_AUTH_URL")]
+    url: Option<String>,
+    /// The project's anon or publishable key. Default: the saved server's, else the
+    /// local-stack demo key the emulator accepts.
+    #[arg(long, global = true, env = "TESSERA_ANON_KEY", hide_env_values = true)]
+    anon_key: Option<String>,
     /// Which auth server `--url` is: `gotrue` (Supabase, the default) or `supertokens` (an
     /// app backend's API domain, header-mode sessions).
     #[arg(long, global = true, env = "TESSERA_BACKEND", default_value = "gotrue")]
@@ -105,6 +110,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The server commands use: `set URL --anon-key KEY`, `show`, `forget`.
+    ///
+    /// `server set` checks a server and saves it (every command then uses it unless `--url`
+    /// or TESSERA_AUTH_URL is given); `server show` tells which server is in use, where
+    /// that comes from, and checks it; `server forget` removes the saved one. Each server
+    /// has its own stored session.
+    Server {
+        #[command(subcommand)]
+        action: ServerAction,
+    },
+    /// A forgotten password: mails a code, then sets a new password with it.
+    ///
+    /// The code from the mail and the new password are prompted on a terminal (the
+    /// password without echo), else read from stdin, one per line. The server signs out
+    /// the user's other sessions when the password changes.
+    Recover(recover::Recover),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,25 +157,6 @@ enum OtpAction {
 enum OutboxAction {
     /// Try to deliver every pending revocation now.
     Flush,
-}
-
-fn read_password() -> Result<Password, AuthError> {
-    let stdin = std::io::stdin();
-    let line = if stdin.is_terminal() {
-        rpassword::prompt_password("Password: ")
-            .map_err(|e| AuthError::InvalidInput(format!("cannot read the password: {e}")))?
-    } else {
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line).map_err(|e| {
-            AuthError::InvalidInput(format!("cannot read the password from stdin: {e}"))
-        })?;
-        line
-    };
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err(AuthError::InvalidInput("no password on stdin".into()));
-    }
-    Ok(Password::new(password))
 }
 
 fn relative(expires_at: i64) -> String {
@@ -195,20 +197,28 @@ fn print_session(view: &auth_core::SessionView) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn run(cli: Cli) -> Result<(), AuthError> {
-    let mut cfg = AuthConfig::new(&cli.url, &cli.anon_key);
+async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
+    let backend: BackendKind = cli.backend.parse()?;
+    let command = match cli.command {
+        Command::Server { action } => {
+            return server::run(action, &given, backend == BackendKind::GoTrue).await;
+        }
+        command => command,
+    };
+    let target = Target::resolve(&given, backend == BackendKind::GoTrue)?;
+    let mut cfg = AuthConfig::new(&target.url, &target.anon_key);
     cfg.profile = cli.profile.clone();
     cfg.lock_dir = Some(auth_core::default_lock_dir());
-    cfg.background = matches!(cli.command, Command::Watch);
+    cfg.background = matches!(command, Command::Watch);
     cfg.user_agent = auth_core::user_agent("authctl", env!("CARGO_PKG_VERSION"));
     cfg.logout_hook_url = cli.logout_hook_url.clone().filter(|u| !u.is_empty());
-    cfg.backend = cli.backend.parse()?;
+    cfg.backend = backend;
     let store = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let client = AuthClient::new(cfg, store)?;
     let mut events = client.subscribe();
     client.start().await?;
 
-    match cli.command {
+    match command {
         Command::Status { json } => {
             let pending = client.pending_revocations().await?.len();
             let session = client.session();
@@ -379,6 +389,8 @@ async fn run(cli: Cli) -> Result<(), AuthError> {
             client.shutdown();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        Command::Recover(args) => recover::run(&client, args).await?,
+        Command::Server { .. } => unreachable!("handled before the engine starts"),
     }
     Ok(())
 }
@@ -393,8 +405,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
-    match run(cli).await {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = Given {
+        url: cli.url.clone().filter(|u| !u.trim().is_empty()),
+        url_source: Source::of(matches.value_source("url")),
+        anon_key: cli.anon_key.clone().filter(|k| !k.trim().is_empty()),
+        key_source: Source::of(matches.value_source("anon_key")),
+    };
+    match run(cli, given).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             #[allow(clippy::print_stderr)]

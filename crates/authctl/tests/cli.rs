@@ -309,3 +309,105 @@ async fn the_same_commands_against_a_supertokens_backend() {
     let out = run(&["otp", "send", "--email", "st-cli@example.com"], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported_by_backend"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn recover_with_the_emailed_code_sets_a_new_password_and_ends_other_sessions() {
+    const EMAIL: &str = "forgot@example.com";
+    const NEW_PASSWORD: &str = "a-new-horse-42";
+    let emu = emulator(Config::for_tests()).await;
+    let user_id = create_user(&emu, EMAIL).await;
+    let (laptop, phone) = (Ctl::new(&emu), Ctl::new(&emu));
+    phone.sign_in(EMAIL);
+    let last_code = || {
+        let mails = emu.mail_for(Some(EMAIL)).unwrap();
+        let mail = mails.last().unwrap();
+        assert_eq!(mail.mail_type, "recovery");
+        mail.otp.clone()
+    };
+
+    // --send-only: the mail, nothing else.
+    let out = laptop.ok(&["recover", "--email", EMAIL, "--send-only"], None);
+    assert!(out.contains("sent a password-recovery mail"), "{out}");
+    assert!(out.contains("--have-code"), "{out}");
+    assert_eq!(emu.mail_for(Some(EMAIL)).unwrap().len(), 1);
+    assert!(laptop.ok(&["status"], None).contains("not signed in"));
+    // A wrong code changes nothing.
+    let wrong = if last_code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let out = laptop.run(
+        &["recover", "--email", EMAIL, "--have-code", "--code-stdin"],
+        Some(&format!("{wrong}\n{NEW_PASSWORD}\n")),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("authctl: "));
+    assert!(laptop.ok(&["status"], None).contains("not signed in"));
+
+    // One run: the mail is sent, then the code it carries is read from stdin.
+    let mut child = laptop
+        .cmd(emu.url())
+        .args(["recover", "--email", EMAIL, "--code-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (first, mut stdout) = blocking(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        (line, stdout)
+    })
+    .await;
+    assert!(first.contains("sent a password-recovery mail"), "{first}");
+    let code = last_code();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{code}\n{NEW_PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let (rest, out) = blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        (rest, child.wait_with_output().unwrap())
+    })
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rest.contains(&format!("password changed for {EMAIL}")),
+        "{rest}"
+    );
+    assert!(rest.contains("signed out every other session"), "{rest}");
+    assert!(!first.contains(NEW_PASSWORD) && !rest.contains(NEW_PASSWORD));
+
+    // This device is signed in; the phone's session is gone at the server.
+    let laptop_session = serde_json::from_str::<Value>(&laptop.ok(&["status", "--json"], None))
+        .unwrap()["session"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live: Vec<String> = get(&emu, &format!("/_emulator/sessions?user_id={user_id}"))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(live, [laptop_session]);
+    let out = phone.run(&["user"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session_not_found"));
+
+    // The old password fails, the new one works.
+    let tablet = Ctl::new(&emu);
+    let sign_in = ["sign-in", "--email", EMAIL, "--password-stdin"];
+    let out = tablet.run(&sign_in, Some(&format!("{PASSWORD}\n")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_credentials"));
+    let out = tablet.ok(&sign_in, Some(&format!("{NEW_PASSWORD}\n")));
+    assert!(out.contains(&format!("signed in as {EMAIL}")), "{out}");
+}

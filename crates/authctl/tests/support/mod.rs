@@ -11,6 +11,8 @@ pub use tessera_test_support::{PASSWORD, create_user, output_with_stdin, unique_
 pub struct Ctl<'a> {
     pub emu: &'a EmulatorHandle,
     pub profile: String,
+    /// This "device"'s config folder (`TESSERA_CONFIG_DIR`: the saved server).
+    pub config_dir: tempfile::TempDir,
 }
 
 impl<'a> Ctl<'a> {
@@ -18,20 +20,44 @@ impl<'a> Ctl<'a> {
         Self {
             emu,
             profile: format!("test-{}", unique_id()),
+            config_dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub fn cmd(&self, url: &str) -> Command {
+    /// authctl with this profile and config folder, and no server given: it uses the saved
+    /// server (or the default).
+    pub fn bare_cmd(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_authctl"));
-        cmd.args([
-            "--url",
-            url,
-            "--anon-key",
-            self.emu.anon_key(),
-            "--profile",
-            &self.profile,
-        ]);
+        cmd.args(["--profile", &self.profile])
+            .env("TESSERA_CONFIG_DIR", self.config_dir.path())
+            .env_remove("TESSERA_AUTH_URL")
+            .env_remove("TESSERA_ANON_KEY");
         cmd
+    }
+
+    pub fn cmd(&self, url: &str) -> Command {
+        let mut cmd = self.bare_cmd();
+        cmd.args(["--url", url, "--anon-key", self.emu.anon_key()]);
+        cmd
+    }
+
+    /// Runs authctl on the saved server (no `--url`, no `--anon-key`).
+    pub fn run_saved(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.bare_cmd();
+        cmd.args(args);
+        output_with_stdin(cmd, stdin)
+    }
+
+    pub fn ok_saved(&self, args: &[&str], stdin: Option<&str>) -> String {
+        succeeded(args, self.run_saved(args, stdin))
+    }
+
+    /// `server set` to an emulator (its root URL and anon key).
+    pub fn set_server(&self, emu: &EmulatorHandle) -> String {
+        self.ok_saved(
+            &["server", "set", emu.url(), "--anon-key", emu.anon_key()],
+            None,
+        )
     }
 
     pub fn run_at(&self, url: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -45,13 +71,7 @@ impl<'a> Ctl<'a> {
     }
 
     pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(args, stdin);
-        assert!(
-            out.status.success(),
-            "authctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.run(args, stdin))
     }
 
     pub fn sign_in(&self, email: &str) {
@@ -61,6 +81,16 @@ impl<'a> Ctl<'a> {
         );
         assert!(out.contains(&format!("signed in as {email}")), "{out}");
     }
+}
+
+/// The standard output of a run that must have succeeded.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "authctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub async fn emulator(config: Config) -> EmulatorHandle {

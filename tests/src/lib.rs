@@ -277,6 +277,17 @@ impl Harness {
             Err(e) => panic!("WebDriver session: {e:?}"),
         };
         wait_status(&client, |s| s != "Loading…").await;
+        // The tests read the session's details (ids, expiry) and the event log: open both
+        // collapsible sections, as a person who wants to see them does (the choice is kept).
+        client
+            .execute(
+                "localStorage.setItem('tessera.details', 'open'); \
+                 for (const id of ['details', 'events']) { \
+                   const d = document.getElementById(id); if (d) d.open = true; }",
+                vec![],
+            )
+            .await
+            .unwrap();
         client
     }
 

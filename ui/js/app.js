@@ -87,12 +87,44 @@ function render() {
   }
   const name = session.user.isAnonymous ? 'an anonymous user' : session.user.email;
   $('auth-status').textContent = `Signed in as ${name}`;
-  $('who').textContent = session.user.isAnonymous ? 'Signed in anonymously' : session.user.email;
+  $('who').textContent = session.user.isAnonymous ? 'Guest (no account)' : session.user.email;
+  $('avatar').textContent = initials(session.user);
+  $('account-line').textContent = accountLine(session);
+  $('details').open = localStorage.getItem('tessera.details') === 'open';
   $('user-id').textContent = session.user.id;
   $('session-id').textContent = session.sessionId;
   $('aal').textContent = session.aal === 'aal2' ? 'two-factor (aal2)' : 'one factor (aal1)';
   renderExpiry();
   tick();
+}
+
+/** Two letters for the avatar: from the name in the profile, else from the address. */
+function initials(user) {
+  if (user.isAnonymous) return '?';
+  const name = user.userMetadata?.full_name || user.userMetadata?.name || '';
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  if (words.length >= 2) return (words[0][0] + words[words.length - 1][0]).toUpperCase();
+  const local = (words[0] || user.email.split('@')[0] || '?').replace(/[^\p{L}\p{N}]/gu, '');
+  return (local.slice(0, 2) || '?').toUpperCase();
+}
+
+const METHODS = {
+  password: 'password', otp: 'email code', magiclink: 'email link', oauth: 'a provider',
+  anonymous: 'no account (guest)', recovery: 'a password-reset link', 'email/signup': 'a confirmation link',
+  invite: 'an invitation', email_change: 'an email-change link', totp: 'authenticator app',
+};
+
+/** "Signed in with password and authenticator app · since 14:02" */
+function accountLine(s) {
+  const methods = (s.signInMethods || []).map((m) => METHODS[m] || m);
+  const parts = [];
+  if (methods.length) parts.push(`Signed in with ${methods.join(' and ')}`);
+  if (s.startedAt) {
+    const at = new Date(s.startedAt * 1000);
+    const today = at.toDateString() === new Date().toDateString();
+    parts.push(`since ${today ? at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : at.toLocaleString()}`);
+  }
+  return parts.join(' · ');
 }
 
 /** "3 min ago", "2 h ago", or a date. */
@@ -341,6 +373,10 @@ function wire() {
       closeOverlay();
       message(text);
     },
+  });
+  $('details').addEventListener('toggle', () => {
+    localStorage.setItem('tessera.details', $('details').open ? 'open' : 'closed');
+    tick();
   });
   $('open-settings').addEventListener('click', () => openOverlay('settings'));
   $('close-settings').addEventListener('click', closeOverlay);

@@ -25,6 +25,45 @@ pub struct Claims {
     pub iat: Option<i64>,
     #[serde(default)]
     pub is_anonymous: Option<bool>,
+    /// GoTrue's authentication methods of this session, most recent first:
+    /// `[{"method": "password", "timestamp": 1700000000}, …]`. Read leniently (another
+    /// server's shape is ignored, not an error).
+    #[serde(default)]
+    pub amr: Option<serde_json::Value>,
+}
+
+/// One authentication of a session (`amr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    pub method: String,
+    pub timestamp: Option<i64>,
+}
+
+impl Claims {
+    /// The session's authentications, oldest (the sign-in) first.
+    pub fn authentications(&self) -> Vec<Authentication> {
+        let Some(serde_json::Value::Array(entries)) = &self.amr else {
+            return Vec::new();
+        };
+        let mut out: Vec<Authentication> = entries
+            .iter()
+            .filter_map(|e| match e {
+                serde_json::Value::String(method) => Some(Authentication {
+                    method: method.clone(),
+                    timestamp: None,
+                }),
+                serde_json::Value::Object(o) => Some(Authentication {
+                    method: o.get("method")?.as_str()?.to_owned(),
+                    timestamp: o.get("timestamp").and_then(serde_json::Value::as_i64),
+                }),
+                _ => None,
+            })
+            .filter(|a| !a.method.is_empty() && a.method.len() <= 64)
+            .take(16)
+            .collect();
+        out.reverse();
+        out
+    }
 }
 
 /// Why a token's claims could not be read.
@@ -94,6 +133,29 @@ mod tests {
         );
         let claims = decode_claims(&token).unwrap();
         assert_eq!(claims.session_id.as_deref(), Some("s1"));
+        assert!(claims.authentications().is_empty());
+        let with_amr = format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"ES256","kid":"k"}"#),
+            b64(
+                r#"{"amr":[{"method":"totp","timestamp":20},{"method":"password","timestamp":10},7]}"#
+            ),
+            b64("sig")
+        );
+        let methods = decode_claims(&with_amr).unwrap().authentications();
+        assert_eq!(
+            methods,
+            [
+                Authentication {
+                    method: "password".into(),
+                    timestamp: Some(10)
+                },
+                Authentication {
+                    method: "totp".into(),
+                    timestamp: Some(20)
+                },
+            ]
+        );
         assert_eq!(claims.exp, Some(1_700_000_000));
         assert_eq!(decode_claims("a.b"), Err(ClaimsError::Shape));
         assert_eq!(

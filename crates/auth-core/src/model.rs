@@ -41,6 +41,11 @@ pub struct SessionView {
     pub aal: String,
     /// How far the server's clock is ahead of this device's, in seconds (negative: behind).
     pub clock_skew_secs: i64,
+    /// How this session was signed in, first method first (`password`, `otp`, `oauth`,
+    /// `magiclink`, `anonymous`, then `totp` after a second factor), when the server says.
+    pub sign_in_methods: Vec<String>,
+    /// When it was signed in (Unix seconds, the server's clock), when the server says.
+    pub started_at: Option<i64>,
 }
 
 /// A link would sign in another user than the signed-in one: the UI asks the user first

@@ -259,6 +259,7 @@ impl<R: Runtime> Builder<R> {
                         (servers.engine(app, choice)?, true)
                     }
                 };
+                tracing::info!(version = %app.package_info().version, "Tessera started");
                 app.manage(servers);
                 install(app, active, preferences, switchable, embedded_available);
                 Ok(())

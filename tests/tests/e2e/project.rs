@@ -294,3 +294,132 @@ async fn an_email_change_is_confirmed_from_both_addresses() {
     wait_status(&app, |s| s == "Signed in as after@example.com").await;
     app.close().await.unwrap();
 }
+
+/// Every visible control of the current view, as an accessibility tree names it: role,
+/// accessible name (label, `aria-label`, text or placeholder) and whether Tab reaches it.
+async fn controls(app: &fantoccini::Client) -> Vec<serde_json::Value> {
+    let v = app
+        .execute(
+            r#"const out = [];
+               for (const el of document.querySelectorAll('button, input, summary, a[href], select, textarea, dialog[open]')) {
+                 if (el.closest('[hidden]') || el.hidden || !el.getClientRects().length) continue;
+                 const label = el.labels && el.labels.length ? el.labels[0].innerText : '';
+                 const name = (el.getAttribute('aria-label') || label || el.innerText || el.placeholder || el.alt || '').trim();
+                 out.push({ role: el.getAttribute('role') || el.tagName.toLowerCase(), id: el.id, name,
+                            tabbable: el.tabIndex >= 0 && !el.disabled });
+               }
+               return out;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Writes the dump beside the screenshots and checks every control has a name and is
+/// reachable with Tab.
+async fn check_controls(app: &fantoccini::Client, view: &str) {
+    let list = controls(app).await;
+    assert!(!list.is_empty(), "{view}: no controls");
+    let dump: Vec<String> = list
+        .iter()
+        .map(|c| {
+            format!(
+                "{} #{} {:?} tabbable={}",
+                c["role"], c["id"], c["name"], c["tabbable"]
+            )
+        })
+        .collect();
+    let dir = bin_dir().parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("a11y-{view}.txt")), dump.join("\n")).unwrap();
+    for c in &list {
+        assert!(
+            !c["name"].as_str().unwrap().is_empty(),
+            "{view}: a control without a name: {c}"
+        );
+        assert_eq!(c["tabbable"], true, "{view}: not reachable with Tab: {c}");
+    }
+}
+
+async fn press(app: &fantoccini::Client, key: &str) {
+    app.active_element()
+        .await
+        .unwrap()
+        .send_keys(key)
+        .await
+        .unwrap();
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn every_control_is_named_and_the_keyboard_alone_signs_in() {
+    let h = Harness::start().await;
+    h.create_user("keys@example.com").await;
+    let app = h.open_app().await;
+    check_controls(&app, "sign-in").await;
+
+    // Tab from the email field to the password field, type, Enter: signed in.
+    fill(&app, "email", "keys@example.com").await;
+    press(&app, TAB).await;
+    let focused = app
+        .active_element()
+        .await
+        .unwrap()
+        .attr("id")
+        .await
+        .unwrap();
+    assert_eq!(focused.as_deref(), Some("password"));
+    press(&app, PASSWORD).await;
+    press(&app, ENTER).await;
+    wait_status(&app, |s| s == "Signed in as keys@example.com").await;
+    assert_eq!(text(&app, "avatar").await, "KE");
+    wait_text(&app, "account-line", |t| {
+        t.contains("Signed in with password")
+    })
+    .await;
+    check_controls(&app, "signed-in").await;
+    screenshot(&app, "signed-in").await;
+
+    // Settings opens, Escape closes it.
+    click(&app, "open-settings").await;
+    wait_text(&app, "settings-title", |t| t == "Server").await;
+    check_controls(&app, "settings").await;
+    press(&app, ESCAPE).await;
+    wait_text(&app, "settings-title", |t| t.is_empty()).await;
+    assert_eq!(
+        text(&app, "auth-status").await,
+        "Signed in as keys@example.com"
+    );
+    app.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn the_theme_follows_the_desktop() {
+    let background = |app: fantoccini::Client| async move {
+        let v = app
+            .execute(
+                "return getComputedStyle(document.body).backgroundColor",
+                vec![],
+            )
+            .await
+            .unwrap();
+        v.as_str().unwrap().to_owned()
+    };
+    let h = Harness::start().await;
+    let app = h.open_app().await;
+    assert_eq!(background(app.clone()).await, "rgb(246, 247, 251)");
+    app.close().await.unwrap();
+    // A desktop in dark mode (GTK's dark variant, which WebKitGTK passes on as
+    // `prefers-color-scheme: dark`).
+    let dark = Harness::with_env(Config::for_tests(), &[("GTK_THEME", "Adwaita:dark")]).await;
+    let app = dark.open_app().await;
+    assert_eq!(background(app.clone()).await, "rgb(17, 21, 28)");
+    screenshot(&app, "sign-in-dark").await;
+    app.close().await.unwrap();
+}

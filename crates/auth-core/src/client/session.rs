@@ -14,6 +14,10 @@ pub(super) struct Session {
     pub(super) user_raw: Value,
     pub(super) session_id: String,
     pub(super) aal: String,
+    /// How the session was signed in, oldest first (`password`, then `totp`), and when
+    /// (Unix seconds), from the token's `amr`.
+    pub(super) methods: Vec<String>,
+    pub(super) started_at: Option<i64>,
     pub(super) refresh_at: SystemTime,
 }
 
@@ -44,7 +48,10 @@ impl Session {
         }
         let user: User = crate::decode::from_value("user", user_raw.clone())?;
         let claims = crate::jwt::decode_claims(access_token.expose_secret()).unwrap_or_default();
+        let authentications = claims.authentications();
         let session_id = claims.session_id.unwrap_or_default();
+        let started_at = authentications.first().and_then(|a| a.timestamp);
+        let methods = authentications.into_iter().map(|a| a.method).collect();
         let aal = claims.aal.unwrap_or_else(|| "aal1".to_owned());
         // Server values: clamped, and no sum on them can overflow.
         let times = crate::expiry::expiry(
@@ -66,6 +73,8 @@ impl Session {
             user_raw,
             session_id,
             aal,
+            methods,
+            started_at,
             refresh_at,
         })
     }
@@ -130,6 +139,8 @@ impl Session {
             expires_at: unix_secs(self.expires_at()),
             aal: self.aal.clone(),
             clock_skew_secs: self.skew_secs(),
+            sign_in_methods: self.methods.clone(),
+            started_at: self.started_at,
         }
     }
 }

@@ -52,6 +52,7 @@ export function fillSettings(backend) {
   $('anon-key-saved').textContent = hint;
   $('anon-key-saved').hidden = !hint;
   $('server-locked').hidden = !locked;
+  $('settings-intro').hidden = locked;
   $('save-server').hidden = locked;
   $('check-server').hidden = locked;
   $('use-demo-server').hidden = locked || !backend.embeddedAvailable || backend.embedded;
@@ -86,7 +87,7 @@ export function followServer(backend) {
   $('sign-up').hidden = !!s && !s.signupEnabled;
   $('confirm-hint').hidden = !(s && s.emailConfirmation && s.signupEnabled);
   $('anonymous').hidden = !!s && !s.anonymousEnabled;
-  $('oauth-providers').previousElementSibling.hidden = !email || !providers.length;
+  $('or-divider').hidden = !email;
 }
 
 /** Wires the view's buttons. `busy(button, work)` runs an action; `done(text)` closes it. */

@@ -69,10 +69,7 @@ async fn no_time_out_never_signs_out_and_a_new_sign_in_counts_as_activity() {
     }
     assert!(d.client.session().is_some());
     assert!(
-        d.events
-            .drain()
-            .iter()
-            .all(|e| e.event != AuthEvent::SignedOut),
+        !d.events.drained_any(AuthEvent::SignedOut),
         "signed out with no time-out"
     );
 }

@@ -334,10 +334,7 @@ async fn the_sign_out_landing_asks_the_server_and_decides_nothing_itself() {
     assert!(matches!(outcome, LinkOutcome::Checked { signed_in: true }));
     assert!(d.client.session().is_some());
     assert!(
-        d.events
-            .drain()
-            .iter()
-            .all(|e| e.event != AuthEvent::SignedOut),
+        !d.events.drained_any(AuthEvent::SignedOut),
         "a link alone signed out"
     );
     // A link with parameters is not the landing.

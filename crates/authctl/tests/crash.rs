@@ -37,16 +37,6 @@ fn password() -> String {
     format!("{PASSWORD}\n")
 }
 
-async fn live_sessions(ctl: &Ctl<'_>, user_id: &str) -> Vec<String> {
-    get(ctl.emu, &format!("/_emulator/sessions?user_id={user_id}"))
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// After a restart the stored session, if any, must be the server's one live session of
 /// this device and usable; if none, nothing of this device may stay live once the outbox
 /// is flushed.
@@ -62,7 +52,7 @@ async fn assert_consistent(ctl: &Ctl<'_>, user_id: &str, context: &str) -> bool 
         blocking_ok(ctl, &["refresh"]).await;
         let flushed = blocking_ok(ctl, &["outbox", "flush"]).await;
         assert!(flushed.contains("0 revocation(s)"), "{context}: {flushed}");
-        let live = live_sessions(ctl, user_id).await;
+        let live = live_sessions(ctl.emu, user_id).await;
         assert!(
             live.contains(&session_id),
             "{context}: the stored session is live at the server ({live:?})"
@@ -150,7 +140,7 @@ async fn killed_at_every_step_the_session_is_valid_or_explicitly_ended() {
                         assert_consistent(&ctl, &user_id, &context).await,
                         "{context}"
                     );
-                    assert_eq!(live_sessions(&ctl, &user_id).await.len(), 1, "{context}");
+                    assert_eq!(live_sessions(ctl.emu, &user_id).await.len(), 1, "{context}");
                 }
                 "sign_out" => {
                     sign_in(&ctl, &email).await;
@@ -164,7 +154,7 @@ async fn killed_at_every_step_the_session_is_valid_or_explicitly_ended() {
                         "{context}"
                     );
                     assert!(
-                        live_sessions(&ctl, &user_id).await.is_empty(),
+                        live_sessions(ctl.emu, &user_id).await.is_empty(),
                         "{context}: the queued revocation survived and was delivered"
                     );
                 }
@@ -208,7 +198,10 @@ async fn killed_at_random_moments_nothing_is_lost() {
         let signed_in = assert_consistent(&ctl, &user_id, &context).await;
         outcomes[usize::from(signed_in)] += 1;
         if !signed_in {
-            assert!(live_sessions(&ctl, &user_id).await.is_empty(), "{context}");
+            assert!(
+                live_sessions(ctl.emu, &user_id).await.is_empty(),
+                "{context}"
+            );
         }
     }
     eprintln!(

@@ -228,16 +228,6 @@ fn sign_in_saved(ctl: &Ctl<'_>, email: &str) {
     assert!(out.contains(&format!("signed in as {email}")), "{out}");
 }
 
-async fn sessions(emu: &EmulatorHandle, user_id: &str) -> Vec<String> {
-    get(emu, &format!("/_emulator/sessions?user_id={user_id}"))
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn each_server_keeps_its_own_session() {
@@ -269,7 +259,7 @@ async fn each_server_keeps_its_own_session() {
     let a_stats = get(&a, "/_emulator/stats").await;
     assert_eq!(a_stats["logouts"], 0, "{a_stats}");
     assert_eq!(
-        sessions(&a, &alice).await,
+        live_sessions(&a, &alice).await,
         std::slice::from_ref(&alice_session)
     );
 
@@ -284,8 +274,8 @@ async fn each_server_keeps_its_own_session() {
     assert_eq!(back["session"]["user"]["email"], "alice@example.com");
     assert_eq!(back["session"]["sessionId"], alice_session.as_str());
     assert!(ctl.ok_saved(&["user"], None).contains("alice@example.com"));
-    assert_eq!(sessions(&a, &alice).await, [alice_session]);
-    assert_eq!(sessions(&b, &bob).await, [bob_session]);
+    assert_eq!(live_sessions(&a, &alice).await, [alice_session]);
+    assert_eq!(live_sessions(&b, &bob).await, [bob_session]);
     let stats = get(&b, "/_emulator/stats").await;
     assert_eq!(stats["password_grants"], 1, "{stats}");
     assert_eq!(stats["logouts"], 0, "{stats}");

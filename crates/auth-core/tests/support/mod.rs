@@ -103,6 +103,11 @@ impl Events {
         out
     }
 
+    /// Whether any event already queued is of `kind` (they are drained).
+    pub fn drained_any(&mut self, kind: AuthEvent) -> bool {
+        self.drain().iter().any(|e| e.event == kind)
+    }
+
     /// Events that arrive within `wait`.
     pub async fn collect(&mut self, wait: Duration) -> Vec<AuthStateChange> {
         let mut out = Vec::new();

@@ -106,6 +106,17 @@ pub async fn get(emu: &EmulatorHandle, path: &str) -> Value {
         .unwrap()
 }
 
+/// The ids of the user's live sessions at the server.
+pub async fn live_sessions(emu: &EmulatorHandle, user_id: &str) -> Vec<String> {
+    get(emu, &format!("/_emulator/sessions?user_id={user_id}"))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Runs blocking process work off the test's runtime (the emulator runs on it).
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()

@@ -155,13 +155,20 @@ impl Keys {
     /// A configured non-JWT API key reads as the claims of the JWT key it stands for (its
     /// role, no `sub`, no expiry), as Supabase's gateway swaps it for that JWT.
     pub fn verify(&self, token: &str, now: i64) -> Result<BearerClaims, JwtError> {
+        self.verify_claims(token, now).map(|(claims, _)| claims)
+    }
+
+    /// [`Keys::verify`], also returning the whole claims object (`{"role": …}` for a
+    /// non-JWT API key).
+    pub fn verify_claims(&self, token: &str, now: i64) -> Result<(BearerClaims, Value), JwtError> {
         if let Some(role) = self.opaque_role(token) {
-            return Ok(BearerClaims {
+            let claims = BearerClaims {
                 sub: None,
                 exp: None,
                 role: Some(role.to_owned()),
                 session_id: None,
-            });
+            };
+            return Ok((claims, serde_json::json!({ "role": role })));
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| JwtError::Invalid(e.to_string()))?;
@@ -186,15 +193,17 @@ impl Keys {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<BearerClaims>(token, decoding, &validation)
+        let data = jsonwebtoken::decode::<Value>(token, decoding, &validation)
             .map_err(|e| JwtError::Invalid(e.to_string()))?;
-        let user_token = data.claims.sub.as_deref().is_some_and(|s| !s.is_empty());
+        let claims: BearerClaims = serde_json::from_value(data.claims.clone())
+            .map_err(|e| JwtError::Invalid(e.to_string()))?;
+        let user_token = claims.sub.as_deref().is_some_and(|s| !s.is_empty());
         if self.es256.is_some() && header.alg == Algorithm::HS256 && user_token {
             return Err(JwtError::Invalid("signing method HS256 is invalid".into()));
         }
-        match data.claims.exp {
+        match claims.exp {
             Some(exp) if exp <= now => Err(JwtError::Expired),
-            _ => Ok(data.claims),
+            _ => Ok((claims, data.claims)),
         }
     }
 

@@ -97,6 +97,7 @@ impl Emulator {
             keys,
             external_url,
             stats: api::Stats::default(),
+            storage: Default::default(),
             allowed_hosts: vec![
                 format!("127.0.0.1:{}", local.port()),
                 format!("localhost:{}", local.port()),

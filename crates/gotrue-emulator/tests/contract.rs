@@ -1969,7 +1969,7 @@ async fn stats_count_requests_by_kind() {
     assert_eq!(
         stats,
         json!({"refresh_token_grants": 2, "password_grants": 1, "pkce_grants": 0, "logouts": 1,
-               "user_requests": 1, "refresh_token_reuses": 0, "rpc_calls": 0, "faults_injected": 2})
+               "user_requests": 1, "refresh_token_reuses": 0, "rpc_calls": 0, "function_calls": 0, "storage_requests": 0, "faults_injected": 2})
     );
     let issued = env.get("/_emulator/issued-tokens", None).await.json;
     let issued = issued.as_array().unwrap();

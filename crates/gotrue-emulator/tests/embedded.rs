@@ -54,6 +54,14 @@ async fn no_test_route_exists() {
         (Method::POST, "/_emulator/time"),
         (Method::GET, "/_emulator/oauth/github/authorize"),
         (Method::GET, "/auth/v1/_emulator/issued-tokens"),
+        // The Edge Function and Storage stand-ins.
+        (Method::GET, "/functions/v1/whoami"),
+        (Method::POST, "/functions/v1/whoami"),
+        (Method::POST, "/storage/v1/object/files/a.txt"),
+        (Method::PUT, "/storage/v1/object/files/a.txt"),
+        (Method::GET, "/storage/v1/object/files/a.txt"),
+        (Method::GET, "/storage/v1/object/authenticated/files/a.txt"),
+        (Method::DELETE, "/storage/v1/object/files"),
     ] {
         let reply = env
             .send(method.clone(), path, None, Some(json!({})), &[])

@@ -106,6 +106,8 @@ pub async fn stats(State(state): State<AppState>) -> Json<Value> {
         "user_requests": s.user.load(SeqCst),
         "refresh_token_reuses": s.reuse.load(SeqCst),
         "rpc_calls": s.rpc.load(SeqCst),
+        "function_calls": s.function.load(SeqCst),
+        "storage_requests": s.storage.load(SeqCst),
         "faults_injected": state.faults.injected(),
     }))
 }
@@ -121,6 +123,8 @@ pub async fn reset_stats(State(state): State<AppState>) -> StatusCode {
         &s.user,
         &s.reuse,
         &s.rpc,
+        &s.function,
+        &s.storage,
     ] {
         c.store(0, SeqCst);
     }

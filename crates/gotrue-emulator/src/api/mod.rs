@@ -6,6 +6,7 @@ mod admin;
 mod emulator;
 mod external;
 mod extract;
+mod functions;
 mod guard;
 mod meta;
 mod mfa;
@@ -13,6 +14,7 @@ mod otp;
 mod rest;
 mod session;
 mod signup;
+mod storage;
 mod token;
 mod user;
 mod validate;
@@ -57,6 +59,8 @@ pub struct Shared {
     pub issued: std::sync::Mutex<Vec<String>>,
     /// The `Host` values served in embedded mode (`127.0.0.1:<port>`, `localhost:<port>`).
     pub allowed_hosts: Vec<String>,
+    /// The Storage stand-in's objects (test server only).
+    pub storage: std::sync::Mutex<storage::Storage>,
 }
 
 impl Shared {
@@ -81,6 +85,10 @@ pub struct Stats {
     pub reuse: std::sync::atomic::AtomicU64,
     /// PostgREST RPC calls that passed authentication.
     pub rpc: std::sync::atomic::AtomicU64,
+    /// Edge Function stand-in calls that passed authentication.
+    pub function: std::sync::atomic::AtomicU64,
+    /// Storage stand-in requests that passed authentication.
+    pub storage: std::sync::atomic::AtomicU64,
 }
 
 impl Stats {
@@ -182,9 +190,37 @@ fn test_server_routes() -> Router<AppState> {
         )
 }
 
+/// Stand-ins for Supabase's Edge Functions and Storage, for a data proxy to talk to: a test
+/// server's only.
+fn standin_routes() -> Router<AppState> {
+    use axum::extract::DefaultBodyLimit;
+    let object = "/storage/v1/object";
+    Router::new()
+        .route(
+            "/functions/v1/whoami",
+            get(functions::whoami).post(functions::whoami),
+        )
+        .route(
+            &format!("{object}/{{bucket}}/{{*path}}"),
+            get(storage::download)
+                .post(storage::upload)
+                .put(storage::upload)
+                .layer(DefaultBodyLimit::max(storage::MAX_UPLOAD)),
+        )
+        .route(
+            &format!("{object}/authenticated/{{bucket}}/{{*path}}"),
+            get(storage::download),
+        )
+        .route(
+            &format!("{object}/{{bucket}}"),
+            axum::routing::delete(storage::remove),
+        )
+}
+
 /// The whole application: served at the root and under `/auth/v1` (Supabase's gateway prefix).
 ///
-/// In embedded mode the admin API and `/_emulator/*` are not mounted (404), every matched
+/// In embedded mode the admin API, `/_emulator/*` and the Edge Function and Storage
+/// stand-ins are not mounted (404), every matched
 /// route wants the install's API key, and every request passes the `guard` checks.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
@@ -200,6 +236,8 @@ pub fn router(state: AppState) -> Router {
         .route("/rest/v1/rpc/{name}", axum::routing::post(rest::rpc));
     if embedded {
         app = app.route_layer(from_fn_with_state(state.clone(), guard::api_key));
+    } else {
+        app = app.merge(standin_routes());
     }
     app = app
         .fallback(error::not_found)

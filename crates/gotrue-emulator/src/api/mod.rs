@@ -220,8 +220,8 @@ fn standin_routes() -> Router<AppState> {
 /// The whole application: served at the root and under `/auth/v1` (Supabase's gateway prefix).
 ///
 /// In embedded mode the admin API, `/_emulator/*` and the Edge Function and Storage
-/// stand-ins are not mounted (404), every matched
-/// route wants the install's API key, and every request passes the `guard` checks.
+/// stand-ins are not mounted (404), every matched route wants the install's API key, and
+/// every request passes the `guard` checks.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
     let embedded = state.config.is_embedded();

@@ -281,3 +281,29 @@ async fn storage_is_owner_only() {
     assert_eq!(status, 401);
     assert!(String::from_utf8(body).unwrap().contains("jwt expired"));
 }
+
+#[tokio::test]
+async fn storage_takes_the_file_part_of_a_form_upload() {
+    let env = Env::start().await;
+    let token = access(&env.sign_up("form@example.com").await);
+    let file: Vec<u8> = (0..=255u8).rev().collect();
+    // What storage-js sends for a Blob: cacheControl, then the file under the empty name.
+    let mut body = b"--b0undary\r\nContent-Disposition: form-data; name=\"cacheControl\"\r\n\r\n3600\r\n--b0undary\r\nContent-Disposition: form-data; name=\"\"; filename=\"blob\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+    body.extend_from_slice(&file);
+    body.extend_from_slice(b"\r\n--b0undary--\r\n");
+    let content_type = ("content-type", "multipart/form-data; boundary=b0undary");
+    let resp = raw(
+        &env,
+        Method::POST,
+        OBJECT,
+        Some(&token),
+        &[content_type],
+        Some(body),
+    )
+    .await;
+    Reply::read(resp).await.assert_ok();
+    let (status, headers, bytes) = download(&env, OBJECT, &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, file);
+    assert_eq!(headers["content-type"], "image/png");
+}

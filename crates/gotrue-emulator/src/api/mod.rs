@@ -10,6 +10,7 @@ mod functions;
 mod guard;
 mod meta;
 mod mfa;
+mod multipart;
 mod otp;
 mod rest;
 mod session;

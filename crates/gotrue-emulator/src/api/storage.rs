@@ -2,7 +2,8 @@
 //! for a client to upload, download (with `Range`) and remove its own files:
 //!
 //! - `POST /storage/v1/object/{bucket}/{*path}` creates (`x-upsert: true` replaces),
-//!   `PUT` replaces or creates; the raw body is the object, its `content-type` is kept.
+//!   `PUT` replaces or creates; the raw body is the object, its `content-type` is kept (a
+//!   `multipart/form-data` body: its first file part and that part's content type).
 //! - `GET /storage/v1/object/{bucket}/{*path}` and `…/object/authenticated/{bucket}/{*path}`
 //!   (what storage-js's `download()` calls) serve it, honouring one `Range: bytes=…`.
 //! - `DELETE /storage/v1/object/{bucket}` with `{"prefixes": [path, …]}` removes.
@@ -24,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::functions::{Refusal, no_api_key, verify};
+use super::multipart;
 use super::{AppState, Stats};
 
 /// The largest request body the upload routes read.
@@ -143,6 +145,21 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
+    // A `FormData` upload (storage-js with a `Blob`): its first file part is the object.
+    let (body, content_type) = match multipart::boundary(&content_type) {
+        None => (body, content_type),
+        Some(boundary) => match multipart::first_file(&boundary, &body) {
+            Some(file) => file,
+            None => {
+                return storage_error(
+                    StatusCode::BAD_REQUEST,
+                    "400",
+                    "InvalidRequest",
+                    "No file part in the multipart body",
+                );
+            }
+        },
+    };
     let now = state.now();
     let mut store = lock(&state);
     let key = (bucket, path);

@@ -307,3 +307,16 @@ async fn storage_takes_the_file_part_of_a_form_upload() {
     assert_eq!(bytes, file);
     assert_eq!(headers["content-type"], "image/png");
 }
+
+#[tokio::test]
+async fn storage_takes_bodies_beyond_the_default_limit() {
+    let env = Env::start().await;
+    let token = access(&env.sign_up("big@example.com").await);
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    upload(&env, Method::POST, &token, false, big.clone())
+        .await
+        .assert_ok();
+    let (status, _, bytes) = download(&env, OBJECT, &token, None).await;
+    assert_eq!(status, 200);
+    assert!(bytes == big);
+}

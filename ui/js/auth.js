@@ -45,4 +45,5 @@ export const {
   resendConfirmation,
   activity,
   confirmEmailChange,
+  supabaseUrl,
 } = tessera;

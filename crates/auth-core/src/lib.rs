@@ -36,6 +36,7 @@ pub mod jwt;
 mod lock;
 pub mod model;
 mod persist;
+pub mod proxy;
 mod secret;
 pub mod server;
 pub mod store;

@@ -193,14 +193,19 @@ impl ServerInfo {
             .external
             .iter()
             .filter(|(name, v)| {
-                !NOT_PROVIDERS.contains(&name.as_str()) && v.as_bool() == Some(true)
+                !NOT_PROVIDERS.contains(&name.as_str())
+                    && v.as_bool() == Some(true)
+                    && name.len() <= 40
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             })
             .map(|(name, _)| name.clone())
             .collect();
         Self {
             url,
             key_kind,
-            version,
+            version: printable(&version, 64),
             providers,
             email_enabled: on("email"),
             signup_enabled: !s.disable_signup,
@@ -321,10 +326,25 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, AuthEr
     Ok(body)
 }
 
+/// Text from a server, fit to show: control and direction characters removed, at most
+/// `max` characters (a hostile server must not write escape sequences into a terminal or
+/// pages into a dialog).
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .take(max)
+        .collect()
+}
+
 fn key_refused(body: &[u8]) -> AuthError {
     let said = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned));
+        .and_then(|v| {
+            v.get("message")
+                .and_then(Value::as_str)
+                .map(|m| printable(m, 120))
+        })
+        .filter(|m| !m.is_empty());
     refused(
         "invalid_api_key",
         format!(
@@ -479,10 +499,16 @@ mod tests {
     }
 
     #[test]
+    fn server_text_is_made_printable() {
+        assert_eq!(printable("ok\u{1b}[31mred\u{202e}x\n", 100), "ok[31mredx");
+        assert_eq!(printable("abcdef", 3), "abc");
+    }
+
+    #[test]
     fn settings_name_the_providers_that_are_on() {
         let settings: Settings = serde_json::from_str(
             r#"{"external":{"github":true,"google":false,"email":true,"phone":false,
-                "anonymous_users":true,"azure":true},"disable_signup":true,
+                "anonymous_users":true,"azure":true,"\u001b[2Jevil":true},"disable_signup":true,
                 "mailer_autoconfirm":false}"#,
         )
         .unwrap();

@@ -359,3 +359,34 @@ async fn the_sign_out_landing_asks_the_server_and_decides_nothing_itself() {
     assert_eq!(out.reason, Some(auth_core::SignOutReason::Revoked));
     assert!(d.client.session().is_none());
 }
+
+#[tokio::test]
+async fn retrying_sign_outs_leaves_an_unanswered_switch_alone() {
+    let env = Env::start().await;
+    env.create_user("alice@example.com").await;
+    let bob = env.create_user("bob@example.com").await;
+    let mut d = env.device().await;
+    d.sign_in("alice@example.com").await;
+    d.client.sign_in_with_otp("bob@example.com").await.unwrap();
+    let link = template_link(&env.last_mail("bob@example.com"));
+    let LinkOutcome::ConfirmSwitch { switch } = d.client.handle_callback(&link).await.unwrap()
+    else {
+        panic!("expected a question")
+    };
+    // "Try again now" on the queued sign-outs, while the question is open: the question's
+    // session is not a sign-out, and stays until the answer or its expiry.
+    d.client.flush_outbox().await.unwrap();
+    assert_eq!(
+        env.server_sessions(&bob).await.len(),
+        1,
+        "the switch's session was revoked before the user answered"
+    );
+    let view = d
+        .client
+        .resolve_account_switch(&switch.id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.user.email, "bob@example.com");
+    d.client.user().await.unwrap();
+}

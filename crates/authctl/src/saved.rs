@@ -24,14 +24,22 @@ fn env_dir(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Where the saved server lives.
-pub fn config_file() -> PathBuf {
+/// Where the saved server lives; `None` without a user folder (`TESSERA_CONFIG_DIR`,
+/// `XDG_CONFIG_HOME`, `APPDATA` or `HOME`): never a shared folder such as `/tmp`, where
+/// another user could plant a server of their own.
+pub fn config_file() -> Option<PathBuf> {
     let dir = env_dir("TESSERA_CONFIG_DIR")
         .or_else(|| env_dir("XDG_CONFIG_HOME").map(|d| d.join("tessera")))
         .or_else(|| env_dir("APPDATA").map(|d| d.join("tessera")))
-        .or_else(|| env_dir("HOME").map(|d| d.join(".config").join("tessera")))
-        .unwrap_or_else(|| std::env::temp_dir().join("tessera"));
-    dir.join(FILE_NAME)
+        .or_else(|| env_dir("HOME").map(|d| d.join(".config").join("tessera")))?;
+    Some(dir.join(FILE_NAME))
+}
+
+/// [`config_file`], or the error that says how to give it one.
+pub fn config_file_or_error() -> Result<PathBuf, AuthError> {
+    config_file().ok_or_else(|| {
+        AuthError::Config("no folder for authctl's settings: set HOME or TESSERA_CONFIG_DIR".into())
+    })
 }
 
 fn config_error(path: &Path, what: &str, e: impl std::fmt::Display) -> AuthError {

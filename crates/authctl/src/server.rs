@@ -79,7 +79,7 @@ pub struct Target {
     pub url_source: Source,
     pub anon_key: String,
     pub key_source: Source,
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
 }
 
 /// What the command line gave (`None`: not given, neither as flag nor in the environment).
@@ -95,9 +95,8 @@ impl Target {
     /// By the order in the module's description. A saved server is for GoTrue only (it
     /// was checked as one); `--backend supertokens` takes `--url` or the default.
     pub fn resolve(given: &Given, use_saved: bool) -> Result<Self, AuthError> {
-        let file = saved::config_file();
-        let saved = match (&given.url, use_saved) {
-            (None, true) => saved::load(&file)?,
+        let saved = match (&given.url, use_saved, saved::config_file()) {
+            (None, true, Some(file)) => saved::load(&file)?,
             _ => None,
         };
         let (url, url_source) = match (&given.url, &saved) {
@@ -110,12 +109,19 @@ impl Target {
             (None, Some(s)) => (s.anon_key.clone(), Source::Saved),
             (None, None) => (DEMO_ANON_KEY.to_owned(), Source::Default),
         };
+        // A secret key is never used, however it was given (flag, environment, file).
+        if use_saved
+            && let Err(e) = auth_core::server::check_api_key(&anon_key)
+            && e.code() == "secret_api_key"
+        {
+            return Err(e);
+        }
         Ok(Self {
             url,
             url_source,
             anon_key,
             key_source,
-            file,
+            file: saved::config_file(),
         })
     }
 
@@ -123,7 +129,10 @@ impl Target {
         match source {
             Source::Flag => flag.to_owned(),
             Source::Env => env.to_owned(),
-            Source::Saved => format!("saved in {}", self.file.display()),
+            Source::Saved => match &self.file {
+                Some(file) => format!("saved in {}", file.display()),
+                None => "saved".to_owned(),
+            },
             Source::Default => "the default: the local emulator".to_owned(),
         }
     }
@@ -200,7 +209,7 @@ pub async fn run(action: ServerAction, given: &Given, gotrue: bool) -> Result<()
         ServerAction::Set { server_url, json } => set(&server_url, given, json).await,
         ServerAction::Show { json } => show(given, json, gotrue).await,
         ServerAction::Forget => {
-            let file = saved::config_file();
+            let file = saved::config_file_or_error()?;
             // A file that cannot be read is removed all the same.
             let before = saved::load(&file).ok().flatten();
             if saved::forget(&file)? {
@@ -226,7 +235,7 @@ async fn set(url: &str, given: &Given, as_json: bool) -> Result<(), AuthError> {
     // Only a key given for this server: never the demo key by default.
     let key = given.anon_key.as_deref().unwrap_or_default();
     let info = auth_core::server::probe(url, key, PROBE_TIMEOUT).await?;
-    let file = saved::config_file();
+    let file = saved::config_file_or_error()?;
     let server = SavedServer {
         url: info.url.clone(),
         anon_key: key.trim().to_owned(),

@@ -130,6 +130,18 @@ fn check_embedded(config: &Config) -> Result<(), StartError> {
             "an embedded server listens on 127.0.0.1 only".into(),
         ));
     }
+    // Its keys come from its own secret: the public demo keys, and any secret key at all
+    // (the admin API is not served), are refused.
+    if config.secret_key.is_some() {
+        return Err(StartError::Config(
+            "an embedded server has no secret key".into(),
+        ));
+    }
+    if config.publishable_key.as_deref() == Some(crate::DEMO_PUBLISHABLE_KEY) {
+        return Err(StartError::Config(
+            "an embedded server needs its own publishable key (publishable_key_for)".into(),
+        ));
+    }
     Ok(())
 }
 

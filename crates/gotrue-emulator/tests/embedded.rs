@@ -481,9 +481,20 @@ async fn an_embedded_server_needs_its_own_secret_and_loopback() {
     assert!(Emulator::start(short).await.is_err());
     let open = Config {
         host: "0.0.0.0".parse().unwrap(),
-        ..Config::embedded(new_jwt_secret(), db, 0)
+        ..Config::embedded(new_jwt_secret(), db.clone(), 0)
     };
     assert!(Emulator::start(open).await.is_err());
+    // The public demo keys, or a secret key at all, are refused.
+    let demo_publishable = Config {
+        publishable_key: Some(gotrue_emulator::DEMO_PUBLISHABLE_KEY.into()),
+        ..Config::embedded(new_jwt_secret(), db.clone(), 0)
+    };
+    assert!(Emulator::start(demo_publishable).await.is_err());
+    let with_secret = Config {
+        secret_key: Some(gotrue_emulator::DEMO_SECRET_KEY.into()),
+        ..Config::embedded(new_jwt_secret(), db, 0)
+    };
+    assert!(Emulator::start(with_secret).await.is_err());
 }
 
 #[test]

@@ -89,6 +89,18 @@ export const pendingAccountSwitch = () => invoke('auth_pending_account_switch');
 /** accept: sign in the link's account; otherwise its session is revoked. */
 export const resolveAccountSwitch = (id, accept) =>
   invoke('auth_resolve_account_switch', { id, accept });
+/**
+ * The base URL of the data proxy, for supabase-js: `createClient(await supabaseUrl(),
+ * anonKey, { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl:
+ * false } })`. Calls under `/rest/v1`, `/storage/v1`, `/functions/v1` and `/graphql/v1` go
+ * to the project with the user's token, added on the Rust side.
+ * `supabase://localhost` where the app's pages are `tauri://localhost` (Linux, macOS);
+ * `http://supabase.localhost` where Tauri maps custom schemes to http (Windows, Android).
+ * @returns {Promise<string>}
+ */
+export async function supabaseUrl() {
+  return window.location.protocol === 'tauri:' ? 'supabase://localhost' : 'http://supabase.localhost';
+}
 /** The event a change of server arrives as (what `backend()` returns). */
 export const SERVER_EVENT = 'auth:server-change';
 /** Calls `handler(backend)` when the app switches to another server. */

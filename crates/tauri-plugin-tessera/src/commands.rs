@@ -313,9 +313,13 @@ pub async fn auth_resolve_account_switch(
 /// secret key), and what it offers. Saves nothing.
 #[tauri::command]
 pub async fn auth_check_server(
+    state: State<'_, AuthState>,
     url: String,
     anon_key: String,
 ) -> Result<auth_core::server::ServerInfo> {
+    // A build locked to its server has nothing to check (and no reason to let the page
+    // make requests to other hosts).
+    crate::server::refuse_if_locked(&state)?;
     crate::server::check(&url, &anon_key).await
 }
 

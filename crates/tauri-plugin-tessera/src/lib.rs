@@ -19,6 +19,7 @@
 mod command_names;
 mod commands;
 mod error;
+mod proxy;
 mod server;
 mod state;
 
@@ -33,6 +34,7 @@ use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WindowEvent};
 
 pub use command_names::COMMANDS;
 pub use error::CommandError;
+pub use proxy::SCHEME as PROXY_SCHEME;
 pub use server::SERVER_EVENT;
 pub use state::AuthState;
 
@@ -241,6 +243,7 @@ impl<R: Runtime> Builder<R> {
                 commands::auth_activity,
                 commands::auth_confirm_email_change,
             ])
+            .register_asynchronous_uri_scheme_protocol(proxy::SCHEME, proxy::handle)
             .setup(move |app, api| {
                 let settings = api.config().clone().unwrap_or_default().resolved();
                 let embedded_available = embedded.is_some() && settings.auth_url.is_none();
@@ -256,7 +259,17 @@ impl<R: Runtime> Builder<R> {
                         // Sign-in links must be able to come back.
                         watch_links(app)?;
                         let choice = servers.initial_choice(app, preferences);
-                        (servers.engine(app, choice)?, true)
+                        let active = match servers.engine(app, choice) {
+                            Ok(active) => active,
+                            // The saved server cannot be used: start as if none were saved
+                            // (Settings shows it), rather than not at all.
+                            Err(e) if !servers.locked() => {
+                                tracing::warn!(error = %e, "the saved server cannot be used");
+                                servers.engine(app, servers.fallback_choice())?
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        (active, true)
                     }
                 };
                 tracing::info!(version = %app.package_info().version, "Tessera started");

@@ -15,6 +15,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth_core::proxy::{DataProxy, ProxyConfig};
 use auth_core::server::ServerInfo;
 use auth_core::{AuthClient, AuthConfig, BackendKind, SecretStore};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,8 @@ pub(crate) struct Servers<R: Runtime> {
 /// The engine in use and what the UI is told about its server.
 pub(crate) struct Active {
     pub client: Option<AuthClient>,
+    /// The data proxy of this engine (the `supabase` scheme).
+    pub proxy: Option<Arc<DataProxy>>,
     pub backend: BackendInfo,
     /// Counts switches: an event bridge of an older engine stops forwarding.
     pub generation: u64,
@@ -68,10 +71,22 @@ impl Active {
     /// An engine made by the caller (tests): it cannot be switched.
     pub fn fixed(client: AuthClient, backend: BackendInfo) -> Self {
         Self {
+            proxy: data_proxy(&client),
             client: Some(client),
             backend,
             generation: 0,
             _keep: None,
+        }
+    }
+}
+
+/// The engine's data proxy (none for a server it cannot serve, e.g. a bad URL).
+fn data_proxy(client: &AuthClient) -> Option<Arc<DataProxy>> {
+    match DataProxy::new(client.clone(), ProxyConfig::default()) {
+        Ok(proxy) => Some(Arc::new(proxy)),
+        Err(e) => {
+            tracing::warn!(code = e.code(), "no data proxy for this server");
+            None
         }
     }
 }
@@ -118,6 +133,15 @@ impl<R: Runtime> Servers<R> {
         }
     }
 
+    /// What to use when the saved server cannot be used (a broken `settings.json`).
+    pub fn fallback_choice(&self) -> Choice {
+        if self.embedded.is_some() {
+            Choice::Embedded
+        } else {
+            Choice::None
+        }
+    }
+
     /// An engine for `choice` (none for [`Choice::None`]), and what the UI is told.
     pub fn engine(&self, app: &AppHandle<R>, choice: Choice) -> Result<Active, String> {
         let backend_kind: BackendKind = self
@@ -136,6 +160,7 @@ impl<R: Runtime> Servers<R> {
             Choice::None => {
                 return Ok(Active {
                     client: None,
+                    proxy: None,
                     backend,
                     generation: 0,
                     _keep: None,
@@ -171,6 +196,7 @@ impl<R: Runtime> Servers<R> {
                     .into(),
             );
         }
+        refuse_secret_key(backend_kind, &anon_key)?;
         backend.url = url.clone();
         backend.anon_key_hint = Some(mask(&anon_key)).filter(|m| !m.is_empty());
         let mut cfg = AuthConfig::new(url, anon_key);
@@ -184,7 +210,13 @@ impl<R: Runtime> Servers<R> {
             .clone()
             .unwrap_or_else(|| "tessera://auth".into());
         cfg.rest_url = self.settings.rest_url.clone().filter(|_| backend.locked);
-        cfg.logout_hook_url = self.settings.logout_hook_url.clone();
+        // The build's own backend is told of sign-outs of the build's own server only: the
+        // access token of a server the person chose must not go to it.
+        cfg.logout_hook_url = self
+            .settings
+            .logout_hook_url
+            .clone()
+            .filter(|_| backend.locked);
         cfg.backend = backend_kind;
         if backend.embedded {
             // Its port may change (54329 busy): its sessions belong to it, not to the port.
@@ -195,6 +227,7 @@ impl<R: Runtime> Servers<R> {
         tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "auth server");
         let client = AuthClient::new(cfg, self.store.clone()).map_err(|e| e.to_string())?;
         Ok(Active {
+            proxy: data_proxy(&client),
             client: Some(client),
             backend,
             generation: 0,
@@ -218,6 +251,16 @@ impl<R: Runtime> Servers<R> {
     }
 }
 
+/// A secret key (`sb_secret_…`, a `service_role` JWT) is never used, whoever configured
+/// it (the build, `settings.json`, the environment): it bypasses every access rule, and
+/// anything in an installed app can be read out of it.
+fn refuse_secret_key(kind: BackendKind, key: &str) -> Result<(), String> {
+    match auth_core::server::check_api_key(key) {
+        Err(e) if kind == BackendKind::GoTrue && e.code() == "secret_api_key" => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// A key shown masked: its kind and its last characters (`sb_publishable_…f3Qa`).
 fn mask(key: &str) -> String {
     let key = key.trim();
@@ -232,8 +275,8 @@ fn mask(key: &str) -> String {
     match key {
         "" => String::new(),
         k if k.starts_with("sb_publishable_") => format!("sb_publishable_…{tail}"),
-        k if k.len() <= 8 => "…".into(),
-        _ => format!("{}…{tail}", &key[..4]),
+        k if k.chars().count() <= 8 => "…".into(),
+        _ => format!("{}…{tail}", key.chars().take(4).collect::<String>()),
     }
 }
 
@@ -290,13 +333,12 @@ pub(crate) async fn set<R: Runtime>(
         anon_key: anon_key.trim().to_owned(),
         info: Some(info.clone()),
     };
-    save(app, Some(&saved))?;
     let choice = Choice::Saved {
-        url: saved.url,
-        anon_key: saved.anon_key,
+        url: saved.url.clone(),
+        anon_key: saved.anon_key.clone(),
         info: Some(info),
     };
-    switch(app, state, choice).await
+    switch(app, state, choice, Some(saved)).await
 }
 
 /// Forgets the saved server and goes back to the embedded one (or to none).
@@ -305,16 +347,15 @@ pub(crate) async fn forget<R: Runtime>(
     state: &AuthState,
 ) -> Result<BackendInfo, CommandError> {
     refuse_if_locked(state)?;
-    save(app, None)?;
     let choice = if state.has_embedded() {
         Choice::Embedded
     } else {
         Choice::None
     };
-    switch(app, state, choice).await
+    switch(app, state, choice, None).await
 }
 
-fn refuse_if_locked(state: &AuthState) -> Result<(), CommandError> {
+pub(crate) fn refuse_if_locked(state: &AuthState) -> Result<(), CommandError> {
     if state.backend().locked || !state.can_switch() {
         return Err(CommandError::new(
             "server_locked",
@@ -324,13 +365,41 @@ fn refuse_if_locked(state: &AuthState) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Stops the engine in use and starts one for `choice` (its session restored).
+/// Saves the choice (`saved`: the new server, `None`: forget it), stops the engine in use
+/// and starts one for `choice` (its session restored). Refused while the engine in use
+/// still owes its server a sign-out or holds a refreshed session it could not save: that
+/// work belongs to that server and would otherwise wait until the person came back to it.
 async fn switch<R: Runtime>(
     app: &AppHandle<R>,
     state: &AuthState,
     choice: Choice,
+    saved: Option<SavedServer>,
 ) -> Result<BackendInfo, CommandError> {
     let _one_at_a_time = state.switching.lock().await;
+    if let Ok(client) = state.client() {
+        let waiting = client
+            .pending_revocations()
+            .await
+            .map(|p| p.len())
+            .unwrap_or(0);
+        if waiting > 0 {
+            return Err(CommandError::new(
+                "sign_outs_pending",
+                format!(
+                    "{waiting} sign-out(s) still waiting to reach {}. Try again once delivered \
+                     (\u{201c}Try again now\u{201d}), so that no session is left alive there.",
+                    state.backend().url
+                ),
+            ));
+        }
+        if client.has_unsaved_session() {
+            return Err(CommandError::new(
+                "session_unsaved",
+                "The session could not be saved to the keyring yet; unlock the keyring and try again.",
+            ));
+        }
+    }
+    save(app, saved.as_ref())?;
     let handle = app.clone();
     // Making an engine may start the embedded server, which blocks.
     let active = tauri::async_runtime::spawn_blocking(move || {
@@ -379,6 +448,20 @@ pub(crate) async fn refresh_info<R: Runtime>(app: &AppHandle<R>, generation: u64
 
 #[cfg(test)]
 mod tests {
+    use auth_core::BackendKind;
+
+    #[test]
+    fn a_secret_key_is_never_used_whoever_configured_it() {
+        assert!(
+            super::refuse_secret_key(BackendKind::GoTrue, "sb_secret_abcdefghijklmnop").is_err()
+        );
+        let service_role = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln";
+        assert!(super::refuse_secret_key(BackendKind::GoTrue, service_role).is_err());
+        assert!(super::refuse_secret_key(BackendKind::GoTrue, auth_core::DEMO_ANON_KEY).is_ok());
+        assert!(super::refuse_secret_key(BackendKind::GoTrue, "").is_ok());
+        assert!(super::refuse_secret_key(BackendKind::SuperTokens, "").is_ok());
+    }
+
     #[test]
     fn keys_are_masked_to_their_kind_and_last_characters() {
         assert_eq!(
@@ -391,5 +474,6 @@ mod tests {
         );
         assert_eq!(super::mask("short"), "…");
         assert_eq!(super::mask(""), "");
+        assert_eq!(super::mask("ééééééééééé"), "éééé…éééé");
     }
 }

@@ -64,6 +64,11 @@ impl AuthState {
         })
     }
 
+    /// The data proxy of the server in use (the `supabase` scheme).
+    pub fn proxy(&self) -> Option<std::sync::Arc<auth_core::proxy::DataProxy>> {
+        self.read().proxy.clone()
+    }
+
     /// Which server the app talks to.
     pub fn backend(&self) -> BackendInfo {
         self.read().backend.clone()

@@ -773,3 +773,7 @@ mod links;
 /// A real user's app: connecting a project, forgot password, the demo mailbox.
 #[path = "project.rs"]
 mod project;
+
+/// The data proxy (the `supabase` scheme) in the real window.
+#[path = "proxy.rs"]
+mod proxy;

@@ -185,6 +185,14 @@ impl AuthClient {
 
     /// The account switch waiting for the user's answer, if any (an expired one is
     /// dropped: its queued revocation is due).
+    /// The queued revocation of an unanswered switch's session: not a sign-out, so "send
+    /// every queued sign-out now" leaves it until the answer or its expiry.
+    pub(super) fn pending_switch_outbox_id(&self) -> Option<String> {
+        lock(&self.inner.pending_switch)
+            .as_ref()
+            .map(|p| p.outbox_id.clone())
+    }
+
     pub async fn pending_account_switch(&self) -> Option<AccountSwitch> {
         let mut pending = lock(&self.inner.pending_switch);
         match pending.as_ref() {

@@ -315,6 +315,12 @@ impl AuthClient {
         &self.inner.metrics
     }
 
+    /// A refreshed session is held in memory because the store could not save it yet
+    /// (its save is being retried).
+    pub fn has_unsaved_session(&self) -> bool {
+        lock(&self.inner.retry).unsaved.is_some()
+    }
+
     /// The settings this engine runs with.
     pub fn config(&self) -> &AuthConfig {
         &self.inner.cfg

@@ -367,7 +367,9 @@ impl AuthClient {
         entry
     }
 
-    /// Sends every due revocation; returns how many are still pending.
+    /// Sends every queued sign-out now, whatever its back-off (the revocation of an
+    /// account switch still waiting for the user's answer stays until then); returns how
+    /// many are still pending.
     pub async fn flush_outbox(&self) -> Result<usize, AuthError> {
         self.drain_outbox(true).await
     }
@@ -378,11 +380,11 @@ impl AuthClient {
     /// says the session is gone, which counts as done).
     pub(super) async fn drain_outbox(&self, all: bool) -> Result<usize, AuthError> {
         let now = unix_ms(self.inner.clock.now());
-        let (due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) = self
-            .load_outbox()
-            .await?
-            .into_iter()
-            .partition(|e| all || e.next_attempt_at <= now);
+        let question = self.pending_switch_outbox_id();
+        let (due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+            self.load_outbox().await?.into_iter().partition(|e| {
+                e.next_attempt_at <= now || (all && question.as_deref() != Some(e.id.as_str()))
+            });
         if due.is_empty() {
             return Ok(waiting.len());
         }

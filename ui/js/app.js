@@ -2,6 +2,7 @@
 import * as auth from './auth.js';
 import { fillSettings, followServer, wireSettings } from './settings.js';
 import { renderMailbox } from './mailbox.js';
+import { listDevices, revokeDevice } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 let session = null;
@@ -150,7 +151,7 @@ async function renderDevices() {
   const list = $('devices');
   if (!session || pendingMfa) return;
   try {
-    const devices = await auth.listSessions();
+    const devices = await listDevices(session.sessionId);
     list.replaceChildren(
       ...devices.map((d) => {
         const li = document.createElement('li');
@@ -178,11 +179,17 @@ async function renderDevices() {
         button.textContent = 'Sign out this device';
         button.addEventListener('click', () =>
           busy(button, async () => {
-            const outcome = await auth.revokeSession(d.id);
-            if (outcome.device === 'otherDevice') {
-              show('devices-status', `Signed out ${deviceName(d.userAgent)}. It will notice the next time it checks.`);
-              await renderDevices();
+            // This device's own session: a local sign-out (immediate, even offline).
+            if (d.isCurrent) {
+              await auth.signOut('local');
+              return;
             }
+            if (await revokeDevice(d.id)) {
+              show('devices-status', `Signed out ${deviceName(d.userAgent)}. It will notice the next time it checks.`);
+            } else {
+              show('devices-status', 'That device was already signed out.');
+            }
+            await renderDevices();
           }),
         );
         li.append(info, button);

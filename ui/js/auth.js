@@ -46,4 +46,5 @@ export const {
   activity,
   confirmEmailChange,
   supabaseUrl,
+  supabaseFetch,
 } = tessera;

@@ -90,16 +90,35 @@ export const pendingAccountSwitch = () => invoke('auth_pending_account_switch');
 export const resolveAccountSwitch = (id, accept) =>
   invoke('auth_resolve_account_switch', { id, accept });
 /**
- * The base URL of the data proxy, for supabase-js: `createClient(await supabaseUrl(),
- * anonKey, { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl:
- * false } })`. Calls under `/rest/v1`, `/storage/v1`, `/functions/v1` and `/graphql/v1` go
- * to the project with the user's token, added on the Rust side.
- * `supabase://localhost` where the app's pages are `tauri://localhost` (Linux, macOS);
- * `http://supabase.localhost` where Tauri maps custom schemes to http (Windows, Android).
+ * The base URL of the data proxy, for supabase-js:
+ *
+ *     createClient(await supabaseUrl(), anonKey, {
+ *       global: { fetch: supabaseFetch },
+ *       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+ *     })
+ *
+ * Calls under `/rest/v1`, `/storage/v1`, `/functions/v1` and `/graphql/v1` go to the
+ * project with the user's token, added on the Rust side. It is `http://supabase.localhost`
+ * everywhere, because supabase-js accepts only http(s) URLs; `supabaseFetch` sends it to the
+ * app's `supabase://` scheme where Tauri serves custom schemes as themselves (Linux, macOS)
+ * and is plain `fetch` where Tauri maps them to http already (Windows, Android).
  * @returns {Promise<string>}
  */
 export async function supabaseUrl() {
-  return window.location.protocol === 'tauri:' ? 'supabase://localhost' : 'http://supabase.localhost';
+  return 'http://supabase.localhost';
+}
+
+/**
+ * `fetch` for the data proxy (see `supabaseUrl`).
+ * @param {RequestInfo | URL} input
+ * @param {RequestInit} [init]
+ */
+export function supabaseFetch(input, init) {
+  if (window.location.protocol !== 'tauri:') return fetch(input, init);
+  const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+  if (!url.startsWith('http://supabase.localhost/')) return fetch(input, init);
+  const target = 'supabase://localhost/' + url.slice('http://supabase.localhost/'.length);
+  return fetch(typeof input === 'string' || input instanceof URL ? target : new Request(target, input), init);
 }
 /** The event a change of server arrives as (what `backend()` returns). */
 export const SERVER_EVENT = 'auth:server-change';

@@ -134,6 +134,13 @@ mod tests {
             assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
         }
         assert!(!csp.contains("unsafe"), "{csp}");
+        // The page may reach the IPC and the data proxy (`supabase://`), nothing else.
+        assert!(
+            csp.contains(
+                "connect-src ipc: http://ipc.localhost supabase: http://supabase.localhost;"
+            ),
+            "{csp}"
+        );
         assert!(
             security.get("devCsp").is_none(),
             "one policy for every build"

@@ -141,3 +141,78 @@ fn response(answer: ProxyResponse, origin: Option<&str>) -> http::Response<Vec<u
             .unwrap_or_default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, origin: Option<&str>) -> http::Request<Vec<u8>> {
+        let mut r = http::Request::builder()
+            .method(method)
+            .uri("supabase://localhost/rest/v1/notes");
+        if let Some(origin) = origin {
+            r = r.header(header::ORIGIN, origin);
+        }
+        r.header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "apikey, authorization, content-type",
+        )
+        .body(Vec::new())
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_apps_own_pages_are_answered() {
+        assert!(allowed_origin("tauri://localhost"));
+        assert!(allowed_origin("http://tauri.localhost"));
+        assert!(!allowed_origin("https://attacker.example"));
+        assert!(!allowed_origin("null"));
+        assert!(!allowed_origin("tauri://localhost.attacker.example"));
+    }
+
+    #[test]
+    fn a_preflight_grants_the_asked_headers_to_the_app_only() {
+        let answer = preflight(
+            &request("OPTIONS", Some("tauri://localhost")),
+            Some("tauri://localhost"),
+        );
+        assert_eq!(answer.status(), 204);
+        let h = answer.headers();
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "tauri://localhost");
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_HEADERS],
+            "apikey, authorization, content-type"
+        );
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        // No origin, no grant.
+        let answer = preflight(&request("OPTIONS", None), None);
+        assert!(
+            answer
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn answers_keep_the_projects_headers_and_name_the_page_origin() {
+        let answer = response(
+            ProxyResponse {
+                status: 206,
+                headers: vec![
+                    ("content-range".into(), b"bytes 0-1/2".to_vec()),
+                    ("content-type".into(), b"application/octet-stream".to_vec()),
+                ],
+                body: vec![1, 2],
+            },
+            Some("tauri://localhost"),
+        );
+        assert_eq!(answer.status(), 206);
+        assert_eq!(answer.headers()["content-range"], "bytes 0-1/2");
+        assert_eq!(
+            answer.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "tauri://localhost"
+        );
+        assert_eq!(answer.body(), &vec![1, 2]);
+    }
+}

@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+#[path = "bench/proxy.rs"]
+mod proxy;
+
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct-horse-9";
 
@@ -314,12 +317,18 @@ async fn main() {
         auth_js["version"].as_str().unwrap_or("?"),
     );
 
+    // `tessera-bench proxy` runs the data proxy's scenario alone.
+    if std::env::args().nth(1).as_deref() == Some("proxy") {
+        proxy::proxy(&b.emu, EMAIL, PASSWORD).await;
+        return;
+    }
     coalescing(&b).await;
     idle(&b).await;
     sign_out(&b).await;
     revocation(&b).await;
     restore(&b).await;
     resources(&b).await;
+    proxy::proxy(&b.emu, EMAIL, PASSWORD).await;
 }
 
 fn chrono_like_now() -> String {

@@ -241,7 +241,7 @@ impl DataProxy {
             // The server thinks the token expired though ours had time left (its clock is
             // ahead): refresh once and try once more.
             tracing::info!("data proxy: the server says the JWT expired; refreshing once");
-            if let Ok(()) = self.client.refresh().await.map(|_| ()) {
+            if self.client.refresh().await.is_ok() {
                 let bearer = match self.bearer().await {
                     Ok(bearer) => bearer,
                     Err(response) => return *response,

@@ -71,6 +71,29 @@ pub fn check_api_key(key: &str) -> Result<ApiKeyKind, AuthError> {
     }
 }
 
+/// Refuses a secret key (`sb_secret_…`, a `service_role` JWT) however it was configured;
+/// anything else is left for the server to judge (a bare GoTrue may take any key).
+pub fn refuse_secret_key(key: &str) -> Result<(), AuthError> {
+    match check_api_key(key) {
+        Err(e) if e.code() == "secret_api_key" => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A key shown masked: its kind and its last characters (`sb_publishable_…f3Qa`,
+/// `eyJh…abcd`). The key is public, but there is no reason to show it whole.
+pub fn mask_key(key: &str) -> String {
+    let key = key.trim();
+    let chars: Vec<char> = key.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    match key {
+        "" => String::new(),
+        k if k.starts_with("sb_publishable_") => format!("sb_publishable_…{tail}"),
+        _ if chars.len() <= 8 => "…".into(),
+        _ => format!("{}…{tail}", chars[..4].iter().collect::<String>()),
+    }
+}
+
 fn secret_key() -> AuthError {
     refused(
         "secret_api_key",
@@ -496,6 +519,26 @@ mod tests {
             code(candidate_urls("https://u:p@abc.supabase.co").unwrap_err()),
             "invalid_url"
         );
+    }
+
+    #[test]
+    fn keys_are_masked_to_their_kind_and_last_characters() {
+        assert_eq!(
+            mask_key("sb_publishable_abcdefXYZ1"),
+            "sb_publishable_…XYZ1"
+        );
+        assert_eq!(mask_key("eyJhbGciOiJIUzI1NiJ9.e30.sig-abcd"), "eyJh…abcd");
+        assert_eq!(mask_key("short"), "…");
+        assert_eq!(mask_key(""), "");
+        assert_eq!(mask_key("ééééééééééé"), "éééé…éééé");
+    }
+
+    #[test]
+    fn only_secret_keys_are_refused_outright() {
+        assert!(refuse_secret_key("sb_secret_abcdefghijklmnop").is_err());
+        assert!(refuse_secret_key(&jwt("service_role")).is_err());
+        assert!(refuse_secret_key(crate::DEMO_ANON_KEY).is_ok());
+        assert!(refuse_secret_key("").is_ok());
     }
 
     #[test]

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use auth_core::{AuthEvent, EmailChangeOutcome, OneTimeCode, UserUpdate};
 use gotrue_emulator::Config;
 use support::*;
@@ -61,14 +59,7 @@ async fn both_addresses_confirm_then_the_address_changes_and_no_extra_session_li
         ("new@example.com", session)
     );
     // The session the server issued with the change is ended: one session left.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while env.server_sessions(&user).await.len() != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "an extra session lives on"
-        );
-        settle().await;
-    }
+    wait_server_sessions(&env, &user, 1, "an extra session lives on").await;
     assert!(d.client.pending_revocations().await.unwrap().is_empty());
 }
 

@@ -33,14 +33,7 @@ async fn activity_from_any_window_keeps_the_session_and_silence_signs_out() {
     assert_eq!(out.reason, Some(SignOutReason::Idle));
     assert!(d.client.session().is_none());
     // The server was told, like any local sign-out.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !env.server_sessions(&user).await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the session lives on at the server"
-        );
-        settle().await;
-    }
+    wait_server_sessions(&env, &user, 0, "the session lives on at the server").await;
 }
 
 #[tokio::test]

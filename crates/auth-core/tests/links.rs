@@ -219,13 +219,7 @@ async fn an_error_link_without_a_pending_flow_cancels_nothing_and_shows_no_forei
 
 /// Polls (5 s at most) until `user` has no live session at the server.
 async fn wait_revoked(env: &Env, user: &str) {
-    for _ in 0..100 {
-        if env.server_sessions(user).await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{user} still has a live session");
+    wait_server_sessions(env, user, 0, &format!("{user} still has a live session")).await;
 }
 
 /// Signed in as Alice, a link of this device for Bob comes back: the question.

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use auth_core::server::{ApiKeyKind, ServerInfo};
+use auth_core::server::{ApiKeyKind, ServerInfo, mask_key as mask};
 use auth_core::{AuthError, DEMO_ANON_KEY};
 use clap::Subcommand;
 use clap::parser::ValueSource;
@@ -110,11 +110,8 @@ impl Target {
             (None, None) => (DEMO_ANON_KEY.to_owned(), Source::Default),
         };
         // A secret key is never used, however it was given (flag, environment, file).
-        if use_saved
-            && let Err(e) = auth_core::server::check_api_key(&anon_key)
-            && e.code() == "secret_api_key"
-        {
-            return Err(e);
+        if use_saved {
+            auth_core::server::refuse_secret_key(&anon_key)?;
         }
         Ok(Self {
             url,
@@ -135,19 +132,6 @@ impl Target {
             },
             Source::Default => "the default: the local emulator".to_owned(),
         }
-    }
-}
-
-/// A key shown masked: its kind and its last characters (`sb_publishable_…f3Qa`, `eyJh…abcd`).
-pub fn mask(key: &str) -> String {
-    let key = key.trim();
-    let chars: Vec<char> = key.chars().collect();
-    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
-    match key {
-        "" => String::new(),
-        k if k.starts_with("sb_publishable_") => format!("sb_publishable_…{tail}"),
-        _ if chars.len() <= 8 => "…".into(),
-        _ => format!("{}…{tail}", chars[..4].iter().collect::<String>()),
     }
 }
 

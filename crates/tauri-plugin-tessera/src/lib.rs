@@ -246,7 +246,6 @@ impl<R: Runtime> Builder<R> {
             .register_asynchronous_uri_scheme_protocol(proxy::SCHEME, proxy::handle)
             .setup(move |app, api| {
                 let settings = api.config().clone().unwrap_or_default().resolved();
-                let embedded_available = embedded.is_some() && settings.auth_url.is_none();
                 let servers = server::Servers {
                     settings,
                     embedded,
@@ -274,7 +273,7 @@ impl<R: Runtime> Builder<R> {
                 };
                 tracing::info!(version = %app.package_info().version, "Tessera started");
                 app.manage(servers);
-                install(app, active, preferences, switchable, embedded_available);
+                install(app, active, preferences, switchable);
                 Ok(())
             })
             .on_event(|app, event| {
@@ -321,19 +320,8 @@ fn watch_links<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
 }
 
 /// Registers the state and restores the session of the server in use.
-fn install<R: Runtime>(
-    app: &AppHandle<R>,
-    active: Active,
-    preferences: bool,
-    switchable: bool,
-    embedded_available: bool,
-) {
-    app.manage(AuthState::new(
-        active,
-        preferences,
-        switchable,
-        embedded_available,
-    ));
+fn install<R: Runtime>(app: &AppHandle<R>, active: Active, preferences: bool, switchable: bool) {
+    app.manage(AuthState::new(active, preferences, switchable));
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         state::start_engine(&handle, 0).await;
@@ -469,8 +457,9 @@ pub(crate) fn remember_email<R: Runtime>(app: &AppHandle<R>, email: &str) {
 /// Reads the embedded server's sent mail, in process.
 pub type DemoMailbox = Box<dyn Fn() -> Result<Vec<DemoMail>, String> + Send + Sync>;
 
-/// A mail the embedded demo server sent.
-#[derive(Debug, Clone)]
+/// A mail the embedded demo server sent. `Debug` leaves out its code and link (one-time
+/// credentials).
+#[derive(Clone)]
 pub struct DemoMail {
     pub id: i64,
     pub to: String,
@@ -482,6 +471,16 @@ pub struct DemoMail {
     /// The app link in the mail (`tessera://auth/callback?flow=…&token_hash=…`).
     pub link: Option<String>,
     pub sent_at: String,
+}
+
+impl std::fmt::Debug for DemoMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoMail")
+            .field("id", &self.id)
+            .field("to", &self.to)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A demo mail as the UI sees it: the link stays here (the UI opens it by id).

@@ -11,7 +11,6 @@
 //! (its session restored, if it has one). Nothing is sent to the old server and nothing
 //! stored is deleted: switching back restores its session.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +63,6 @@ pub(crate) struct Active {
     pub backend: BackendInfo,
     /// Counts switches: an event bridge of an older engine stops forwarding.
     pub generation: u64,
-    pub _keep: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Active {
@@ -75,7 +73,6 @@ impl Active {
             client: Some(client),
             backend,
             generation: 0,
-            _keep: None,
         }
     }
 }
@@ -156,37 +153,31 @@ impl<R: Runtime> Servers<R> {
             embedded_available: self.embedded.is_some() && !self.locked(),
             ..BackendInfo::default()
         };
-        let (url, anon_key, keep, profile) = match choice {
+        // The embedded server, once started, is kept running by `running` (below).
+        let (url, anon_key, profile) = match choice {
             Choice::None => {
                 return Ok(Active {
                     client: None,
                     proxy: None,
                     backend,
                     generation: 0,
-                    _keep: None,
                 });
             }
-            Choice::Locked { url, anon_key } => (url, anon_key, None, "default"),
+            Choice::Locked { url, anon_key } => (url, anon_key, "default"),
             Choice::Saved {
                 url,
                 anon_key,
                 info,
             } => {
                 backend.server_settings = info;
-                (url, anon_key, None, "default")
+                (url, anon_key, "default")
             }
             Choice::Embedded => {
                 let server = self.start_embedded(app)?;
                 backend.embedded = true;
                 backend.demo_email = server.demo.as_ref().map(|(email, _)| email.clone());
                 backend.demo_password = server.demo.as_ref().map(|(_, p)| p.clone());
-                let keep: Arc<dyn Any + Send + Sync> = server.clone();
-                (
-                    server.url.clone(),
-                    server.anon_key.clone(),
-                    Some(keep),
-                    "embedded",
-                )
+                (server.url.clone(), server.anon_key.clone(), "embedded")
             }
         };
         if backend_kind == BackendKind::SuperTokens && !backend.locked {
@@ -196,9 +187,14 @@ impl<R: Runtime> Servers<R> {
                     .into(),
             );
         }
-        refuse_secret_key(backend_kind, &anon_key)?;
+        // A secret key is never used, whoever configured it (the build, `settings.json`,
+        // the environment): it bypasses every access rule.
+        if backend_kind == BackendKind::GoTrue {
+            auth_core::server::refuse_secret_key(&anon_key).map_err(|e| e.to_string())?;
+        }
         backend.url = url.clone();
-        backend.anon_key_hint = Some(mask(&anon_key)).filter(|m| !m.is_empty());
+        backend.anon_key_hint =
+            Some(auth_core::server::mask_key(&anon_key)).filter(|m| !m.is_empty());
         let mut cfg = AuthConfig::new(url, anon_key);
         cfg.profile = std::env::var("TESSERA_PROFILE")
             .ok()
@@ -231,7 +227,6 @@ impl<R: Runtime> Servers<R> {
             client: Some(client),
             backend,
             generation: 0,
-            _keep: keep,
         })
     }
 
@@ -248,35 +243,6 @@ impl<R: Runtime> Servers<R> {
         let server = Arc::new(start(app)?);
         *running = Some(server.clone());
         Ok(server)
-    }
-}
-
-/// A secret key (`sb_secret_…`, a `service_role` JWT) is never used, whoever configured
-/// it (the build, `settings.json`, the environment): it bypasses every access rule, and
-/// anything in an installed app can be read out of it.
-fn refuse_secret_key(kind: BackendKind, key: &str) -> Result<(), String> {
-    match auth_core::server::check_api_key(key) {
-        Err(e) if kind == BackendKind::GoTrue && e.code() == "secret_api_key" => Err(e.to_string()),
-        _ => Ok(()),
-    }
-}
-
-/// A key shown masked: its kind and its last characters (`sb_publishable_…f3Qa`).
-fn mask(key: &str) -> String {
-    let key = key.trim();
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    match key {
-        "" => String::new(),
-        k if k.starts_with("sb_publishable_") => format!("sb_publishable_…{tail}"),
-        k if k.chars().count() <= 8 => "…".into(),
-        _ => format!("{}…{tail}", key.chars().take(4).collect::<String>()),
     }
 }
 
@@ -347,7 +313,7 @@ pub(crate) async fn forget<R: Runtime>(
     state: &AuthState,
 ) -> Result<BackendInfo, CommandError> {
     refuse_if_locked(state)?;
-    let choice = if state.has_embedded() {
+    let choice = if state.backend().embedded_available {
         Choice::Embedded
     } else {
         Choice::None
@@ -443,37 +409,5 @@ pub(crate) async fn refresh_info<R: Runtime>(app: &AppHandle<R>, generation: u64
     }
     if let Err(e) = app.emit(SERVER_EVENT, &updated) {
         tracing::warn!(error = %e, "cannot tell the UI about the server");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use auth_core::BackendKind;
-
-    #[test]
-    fn a_secret_key_is_never_used_whoever_configured_it() {
-        assert!(
-            super::refuse_secret_key(BackendKind::GoTrue, "sb_secret_abcdefghijklmnop").is_err()
-        );
-        let service_role = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln";
-        assert!(super::refuse_secret_key(BackendKind::GoTrue, service_role).is_err());
-        assert!(super::refuse_secret_key(BackendKind::GoTrue, auth_core::DEMO_ANON_KEY).is_ok());
-        assert!(super::refuse_secret_key(BackendKind::GoTrue, "").is_ok());
-        assert!(super::refuse_secret_key(BackendKind::SuperTokens, "").is_ok());
-    }
-
-    #[test]
-    fn keys_are_masked_to_their_kind_and_last_characters() {
-        assert_eq!(
-            super::mask("sb_publishable_abcdefXYZ1"),
-            "sb_publishable_…XYZ1"
-        );
-        assert_eq!(
-            super::mask("eyJhbGciOiJIUzI1NiJ9.e30.sig-abcd"),
-            "eyJh…abcd"
-        );
-        assert_eq!(super::mask("short"), "…");
-        assert_eq!(super::mask(""), "");
-        assert_eq!(super::mask("ééééééééééé"), "éééé…éééé");
     }
 }

@@ -20,7 +20,6 @@ pub struct AuthState {
     pub(crate) preferences: bool,
     /// The server can be changed in the app (not an engine given by the caller).
     switchable: bool,
-    embedded_available: bool,
     pub(crate) switching: tokio::sync::Mutex<()>,
 }
 
@@ -33,19 +32,13 @@ impl std::fmt::Debug for AuthState {
 }
 
 impl AuthState {
-    pub(crate) fn new(
-        active: Active,
-        preferences: bool,
-        switchable: bool,
-        embedded_available: bool,
-    ) -> Self {
+    pub(crate) fn new(active: Active, preferences: bool, switchable: bool) -> Self {
         Self {
             active: RwLock::new(active),
             ready: watch::Sender::new(false),
             last_validation: Mutex::new(None),
             preferences,
             switchable,
-            embedded_available,
             switching: tokio::sync::Mutex::new(()),
         }
     }
@@ -89,10 +82,6 @@ impl AuthState {
 
     pub(crate) fn can_switch(&self) -> bool {
         self.switchable
-    }
-
-    pub(crate) fn has_embedded(&self) -> bool {
-        self.embedded_available
     }
 
     fn generation(&self) -> u64 {

@@ -268,10 +268,7 @@ impl AuthBackend for GoTrueApi {
         if let Some(data) = data {
             body["data"] = data;
         }
-        if let Some(challenge) = code_challenge {
-            body["code_challenge"] = json!(challenge);
-            body["code_challenge_method"] = json!("s256");
-        }
+        with_pkce(&mut body, code_challenge);
         let value: Value = self
             .call(
                 Method::POST,
@@ -316,10 +313,7 @@ impl AuthBackend for GoTrueApi {
         redirect_to: Option<&str>,
     ) -> Result<(), AuthError> {
         let mut body = json!({ "email": email, "create_user": create_user });
-        if let Some(challenge) = code_challenge {
-            body["code_challenge"] = json!(challenge);
-            body["code_challenge_method"] = json!("s256");
-        }
+        with_pkce(&mut body, code_challenge);
         self.call_empty(
             Method::POST,
             &Self::with_redirect("/otp", redirect_to),
@@ -336,10 +330,7 @@ impl AuthBackend for GoTrueApi {
         redirect_to: Option<&str>,
     ) -> Result<(), AuthError> {
         let mut body = json!({ "email": email });
-        if let Some(challenge) = code_challenge {
-            body["code_challenge"] = json!(challenge);
-            body["code_challenge_method"] = json!("s256");
-        }
+        with_pkce(&mut body, code_challenge);
         self.call_empty(
             Method::POST,
             &Self::with_redirect("/recover", redirect_to),
@@ -357,10 +348,7 @@ impl AuthBackend for GoTrueApi {
         redirect_to: Option<&str>,
     ) -> Result<(), AuthError> {
         let mut body = json!({ "type": kind, "email": email });
-        if let Some(challenge) = code_challenge {
-            body["code_challenge"] = json!(challenge);
-            body["code_challenge_method"] = json!("s256");
-        }
+        with_pkce(&mut body, code_challenge);
         self.call_empty(
             Method::POST,
             &Self::with_redirect("/resend", redirect_to),
@@ -549,5 +537,13 @@ impl AuthBackend for GoTrueApi {
             None,
         )
         .await
+    }
+}
+
+/// A mailed link's PKCE challenge, when the flow has one (`S256`).
+fn with_pkce(body: &mut Value, code_challenge: Option<&str>) {
+    if let Some(challenge) = code_challenge {
+        body["code_challenge"] = json!(challenge);
+        body["code_challenge_method"] = json!("s256");
     }
 }

@@ -124,6 +124,16 @@ impl Events {
     }
 }
 
+/// Waits (5 s at most) until the user has `n` live sessions at the server (revocations
+/// are delivered in the background).
+pub async fn wait_server_sessions(env: &Env, user_id: &str, n: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while env.server_sessions(user_id).await.len() != n {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        settle().await;
+    }
+}
+
 /// Lets the background task run.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -40,7 +40,7 @@ async fn app() -> App {
                 .engine(client, backend)
                 .build(),
         )
-        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .build(tauri::generate_context!("tauri.conf.json", test = true))
         .unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();

@@ -1,7 +1,10 @@
 //! The Tessera app: its windows (from `tauri.conf.json`), the plugins it runs — the auth
-//! integration is `tauri-plugin-tessera` — and the embedded-server choice (`setup.rs`).
+//! integration is `tauri-plugin-tessera` — the embedded-server choice (`setup.rs`, cargo
+//! feature `embedded-server`, on by default) and its log (`logging.rs`).
 //! See ARCHITECTURE.md.
 
+mod logging;
+#[cfg(feature = "embedded-server")]
 mod setup;
 
 // A release build is a production app: the UI from the embedded assets through the app's
@@ -15,17 +18,11 @@ use tauri::Manager;
 /// The app's entry point (desktop `main`, and the mobile entry point).
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log = logging::init();
 
     let mut builder = tauri::Builder::default();
-    // A second instance started with a URL hands it to the running one and exits.
+    // A second instance started with a URL hands it to the running one and exits (before
+    // any other plugin starts: this one goes first).
     #[cfg(desktop)]
     {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
@@ -36,16 +33,12 @@ pub fn run() {
         }));
     }
     let builder = builder
+        .plugin(logging::plugin(log))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_opener::init())
-        .plugin(
-            tauri_plugin_tessera::Builder::new()
-                .with_preferences()
-                .embedded_server(setup::start_embedded)
-                .build(),
-        );
-    if let Err(e) = builder.run(tauri::generate_context!("../tauri.conf.json")) {
+        .plugin(tessera_plugin());
+    if let Err(e) = builder.run(tauri::generate_context!()) {
         #[cfg(desktop)]
         if is_failed_handover(&e.to_string()) {
             start_again_as_first_instance();
@@ -53,6 +46,22 @@ pub fn run() {
         tracing::error!("Tessera could not start: {e}");
         std::process::exit(1);
     }
+}
+
+/// The auth plugin, with the embedded demo server when it is compiled in (cargo feature
+/// `embedded-server`) and not turned off (`TESSERA_EMBEDDED=off`). Without it, a first
+/// start with no server configured opens Settings.
+fn tessera_plugin<R: tauri::Runtime>()
+-> tauri::plugin::TauriPlugin<R, Option<tauri_plugin_tessera::Config>> {
+    let builder = tauri_plugin_tessera::Builder::new().with_preferences();
+    #[cfg(feature = "embedded-server")]
+    let builder = if std::env::var("TESSERA_EMBEDDED").as_deref() == Ok("off") {
+        tracing::info!("the embedded server is turned off (TESSERA_EMBEDDED=off)");
+        builder
+    } else {
+        builder.embedded_server(setup::start_embedded)
+    };
+    builder.build()
 }
 
 /// The single-instance plugin found a running instance but could not hand it our

@@ -18,6 +18,8 @@
 
 mod command_names;
 mod commands;
+#[cfg(not(any(target_os = "android", target_os = "ios")))]
+mod desktop_entry;
 mod error;
 mod proxy;
 mod server;
@@ -311,11 +313,11 @@ fn watch_links<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
             tauri::async_runtime::spawn(async move { handle_link(&app, url).await });
         }
     });
-    // Linux and Windows register the scheme at run time (dev builds included).
+    // Linux registers the scheme at run time unless an installed package's desktop entry
+    // starts this executable for it; Windows only in debug builds (an installer registers
+    // a release build).
     #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
-    if let Err(e) = app.deep_link().register_all() {
-        tracing::warn!(error = %e, "cannot register the deep-link scheme with the desktop");
-    }
+    desktop_entry::register_scheme(app);
     Ok(())
 }
 

@@ -29,6 +29,14 @@ pub fn bin_dir() -> PathBuf {
         .join("debug")
 }
 
+/// The app under test: this workspace's build, or `TESSERA_APP_BIN` (the binary of an
+/// unpacked package, for the install test).
+pub fn app_bin() -> PathBuf {
+    std::env::var_os("TESSERA_APP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("tessera"))
+}
+
 fn tauri_driver() -> PathBuf {
     std::env::var_os("TAURI_DRIVER")
         .map(PathBuf::from)
@@ -86,7 +94,7 @@ pub fn kill_stray_apps() {
 /// Waits up to `grace` for `tessera` processes of this workspace to quit on their own,
 /// then ends the rest, and waits until the single-instance name is free.
 pub fn stop_apps(grace: Duration) {
-    let app = bin_dir().join("tessera");
+    let app = app_bin();
     let running = || {
         Command::new("pgrep")
             .arg("-f")
@@ -186,14 +194,18 @@ impl Harness {
     /// on `port` (`TESSERA_EMULATOR_PORT`), with its data folder under `data`
     /// (`XDG_DATA_HOME`). The harness's own emulator is not the app's server then.
     pub async fn embedded(port: u16, data: &Path) -> Self {
-        let env = Env::with(Config::for_tests()).await;
         let port = port.to_string();
+        Self::unconfigured(data, &[("TESSERA_EMULATOR_PORT", &port)]).await
+    }
+
+    /// The app with no server configured, its data folder under `data` (`XDG_DATA_HOME`)
+    /// and `app_env` (e.g. `TESSERA_EMBEDDED=off`).
+    pub async fn unconfigured(data: &Path, app_env: &[(&str, &str)]) -> Self {
+        let env = Env::with(Config::for_tests()).await;
         let data = data.to_string_lossy().into_owned();
-        Self::launch(
-            env,
-            &[("TESSERA_EMULATOR_PORT", &port), ("XDG_DATA_HOME", &data)],
-        )
-        .await
+        let mut all = vec![("XDG_DATA_HOME", data.as_str())];
+        all.extend_from_slice(app_env);
+        Self::launch(env, &all).await
     }
 
     /// Starts tauri-driver, which starts the app with `app_env` (and its profile).
@@ -246,7 +258,7 @@ impl Harness {
         caps.insert("browserName".into(), json!("wry"));
         caps.insert(
             "tauri:options".into(),
-            json!({ "application": bin_dir().join("tessera").to_string_lossy(), "args": args }),
+            json!({ "application": app_bin().to_string_lossy(), "args": args }),
         );
         let url = format!("http://127.0.0.1:{}", self.port);
         let connect = || async {
@@ -294,7 +306,7 @@ impl Harness {
     /// Another `tessera` process with the same environment (a deep link handed to the
     /// running instance). Returns its exit status.
     pub fn second_instance(&self, url: &str) -> Output {
-        Command::new(bin_dir().join("tessera"))
+        Command::new(app_bin())
             .arg(url)
             .env("TESSERA_AUTH_URL", self.emu.url())
             .env("TESSERA_ANON_KEY", self.emu.anon_key())
@@ -307,7 +319,7 @@ impl Harness {
     /// opened, with its log in `log`. The caller ends it.
     pub fn spawn_app(&self, args: &[&str], log: &Path) -> Child {
         let file = std::fs::File::create(log).unwrap();
-        Command::new(bin_dir().join("tessera"))
+        Command::new(app_bin())
             .args(args)
             .env("TESSERA_AUTH_URL", self.emu.url())
             .env("TESSERA_ANON_KEY", self.emu.anon_key())

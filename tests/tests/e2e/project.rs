@@ -81,6 +81,50 @@ async fn a_project_is_checked_connected_and_each_server_keeps_its_session() {
     app.close().await.unwrap();
 }
 
+/// A build without the embedded server (`--no-embedded`; here the same build with
+/// `TESSERA_EMBEDDED=off`) and no server configured: the first screen asks for a project.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn without_an_embedded_server_the_first_start_asks_for_a_project() {
+    let data = tempfile::tempdir().unwrap();
+    let h = Harness::unconfigured(data.path(), &[("TESSERA_EMBEDDED", "off")]).await;
+    h.create_user("first@example.com").await;
+    let app = h.open_app().await;
+    wait_text(&app, "settings-intro", |t| {
+        t.starts_with("Connect your Supabase project to start")
+    })
+    .await;
+    let shown = |id: &'static str| {
+        let app = app.clone();
+        async move {
+            app.execute(
+                "const e = document.getElementById(arguments[0]); \
+                 return e.closest('[hidden]') === null && !e.hidden;",
+                vec![serde_json::json!(id)],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap()
+        }
+    };
+    assert!(shown("settings").await, "Settings is the first screen");
+    assert!(!shown("use-demo-server").await, "no demo server to offer");
+    assert!(!shown("close-settings").await, "nowhere to go back to");
+    screenshot(&app, "first-start-no-embedded").await;
+
+    // Connected, it is an ordinary sign-in screen for that project.
+    fill(&app, "server-url", h.emu.url()).await;
+    fill(&app, "anon-key", h.emu.anon_key()).await;
+    click(&app, "save-server").await;
+    wait_text(&app, "backend", |t| t.contains(h.emu.url())).await;
+    sign_in(&app, "first@example.com").await;
+    app.close().await.unwrap();
+    let log = std::fs::read_to_string(&h.log).unwrap();
+    assert!(log.contains("embedded server is turned off"), "{log}");
+    assert!(!log.contains("embedded=true"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
 async fn a_locked_server_is_shown_read_only_and_the_screen_follows_its_settings() {

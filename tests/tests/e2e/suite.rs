@@ -89,6 +89,18 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
         log.contains("Tessera started") && log.contains("restored the stored session"),
         "app log: {log}"
     );
+    // The log an installed app keeps: daily files in the platform's log folder (under
+    // HOME here, so the scan above covered them too).
+    let folder = std::path::PathBuf::from(std::env::var("XDG_DATA_HOME").unwrap())
+        .join("dev.tessera.desktop/logs");
+    let file_log: String = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("no log folder {}: {e}", folder.display()))
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        file_log.contains("Tessera started") && file_log.contains("restored the stored session"),
+        "log folder: {file_log}"
+    );
     let printed: String = outputs
         .iter()
         .map(|o| {
@@ -102,14 +114,18 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
     for t in &issued {
         assert!(!log.contains(t.as_str()), "a token is in the app's log");
         assert!(
+            !file_log.contains(t.as_str()),
+            "a token is in the log folder"
+        );
+        assert!(
             !printed.contains(t.as_str()),
             "a token is in authctl's output"
         );
         assert!(!webview.contains(t.as_str()), "a token reached the webview");
     }
     eprintln!(
-        "secrets scan: {} issued tokens, 0 hits in {} files under HOME, in the app log, \
-         {} captured CLI outputs and the webview",
+        "secrets scan: {} issued tokens, 0 hits in {} files under HOME (the log folder \
+         among them), in the app's stderr, {} captured CLI outputs and the webview",
         issued.len(),
         count_files(&home),
         outputs.len()

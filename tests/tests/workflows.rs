@@ -1,0 +1,99 @@
+//! The GitHub Actions workflows cannot run on this machine (no macOS, no Windows, no
+//! network beyond the package registries): this test keeps them valid YAML of the shape
+//! GitHub and tauri-action read, so a broken file is caught here and not on a release day.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn workflow(name: &str) -> Yaml {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.github/workflows")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut docs = YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: not valid YAML: {e}", path.display()));
+    assert_eq!(docs.len(), 1, "{name}: one document");
+    docs.remove(0)
+}
+
+fn strings(list: &Yaml) -> Vec<&str> {
+    list.as_vec()
+        .unwrap_or_else(|| panic!("not a list: {list:?}"))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_release_workflow_bundles_every_desktop_on_a_tag() {
+    let w = workflow("release.yml");
+    // Note: YAML 1.1 readers take a bare `on` for `true`; yaml-rust2 and GitHub read the
+    // key `on`.
+    assert_eq!(strings(&w["on"]["push"]["tags"]), ["v*"]);
+    assert_eq!(w["permissions"]["contents"].as_str(), Some("write"));
+
+    let job = &w["jobs"]["bundle"];
+    let include = job["strategy"]["matrix"]["include"].as_vec().unwrap();
+    let os: Vec<&str> = include.iter().map(|m| m["os"].as_str().unwrap()).collect();
+    assert!(os.iter().any(|o| o.starts_with("ubuntu-")), "{os:?}");
+    assert!(os.iter().any(|o| o.starts_with("macos-")), "{os:?}");
+    assert!(os.iter().any(|o| o.starts_with("windows-")), "{os:?}");
+    let args: Vec<&str> = include
+        .iter()
+        .map(|m| m["args"].as_str().unwrap())
+        .collect();
+    for bundle in [
+        "deb,rpm,appimage",
+        "universal-apple-darwin",
+        "app,dmg",
+        "msi,nsis",
+    ] {
+        assert!(
+            args.iter().any(|a| a.contains(bundle)),
+            "{bundle} in {args:?}"
+        );
+    }
+    assert_eq!(job["runs-on"].as_str(), Some("${{ matrix.os }}"));
+
+    let steps = job["steps"].as_vec().unwrap();
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    for action in [
+        "actions/checkout@v4",
+        "actions/setup-node@v4",
+        "dtolnay/rust-toolchain@stable",
+        "tauri-apps/tauri-action@v0",
+    ] {
+        assert!(uses.contains(&action), "{action} in {uses:?}");
+    }
+    let tauri = steps
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("tauri-apps/tauri-action@v0"))
+        .unwrap();
+    let with = &tauri["with"];
+    // The app's release-build check wants its own custom-protocol feature.
+    assert!(
+        with["args"]
+            .as_str()
+            .unwrap()
+            .contains("--features custom-protocol"),
+        "{with:?}"
+    );
+    assert!(with["tagName"].as_str().is_some() && with["releaseDraft"].as_bool() == Some(true));
+    // The CLI is the pinned one: package.json's, installed with `npm ci`.
+    assert!(
+        steps
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .any(|r| r.contains("npm ci")),
+        "the pinned CLI is installed"
+    );
+    let linux = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("apt-get install"))
+        .unwrap();
+    assert!(linux.contains("libwebkit2gtk-4.1-dev"), "{linux}");
+}

@@ -38,6 +38,13 @@ pub fn run() {
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(tessera_plugin());
+    let builder = builder.setup(|_app| {
+        // Here rather than where it is decided: the log file is open by now.
+        if cfg!(feature = "embedded-server") && embedded_turned_off() {
+            tracing::info!("the embedded server is turned off (TESSERA_EMBEDDED)");
+        }
+        Ok(())
+    });
     if let Err(e) = builder.run(tauri::generate_context!()) {
         #[cfg(desktop)]
         if is_failed_handover(&e.to_string()) {
@@ -55,13 +62,21 @@ fn tessera_plugin<R: tauri::Runtime>()
 -> tauri::plugin::TauriPlugin<R, Option<tauri_plugin_tessera::Config>> {
     let builder = tauri_plugin_tessera::Builder::new().with_preferences();
     #[cfg(feature = "embedded-server")]
-    let builder = if std::env::var("TESSERA_EMBEDDED").as_deref() == Ok("off") {
-        tracing::info!("the embedded server is turned off (TESSERA_EMBEDDED=off)");
+    let builder = if embedded_turned_off() {
         builder
     } else {
         builder.embedded_server(setup::start_embedded)
     };
     builder.build()
+}
+
+/// `TESSERA_EMBEDDED=off` (or `0`, `false`, `no`, any case): no embedded server.
+fn embedded_turned_off() -> bool {
+    std::env::var("TESSERA_EMBEDDED").is_ok_and(|v| {
+        ["off", "0", "false", "no"]
+            .iter()
+            .any(|off| v.trim().eq_ignore_ascii_case(off))
+    })
 }
 
 /// The single-instance plugin found a running instance but could not hand it our

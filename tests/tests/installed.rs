@@ -52,13 +52,27 @@ mod installed {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// xdg-utils as it behaves with no desktop environment (the test's own XDG folders;
+    /// nothing of a developer's desktop session leaks in).
+    fn xdg(program: &str, data_home: &Path, config_home: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("XDG_DATA_HOME", data_home)
+            .env("XDG_CONFIG_HOME", config_home);
+        for var in [
+            "XDG_CURRENT_DESKTOP",
+            "DESKTOP_SESSION",
+            "KDE_FULL_SESSION",
+            "GNOME_DESKTOP_SESSION_ID",
+            "BROWSER",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
     /// The desktop's default handler of `tessera://` links in this test's XDG folders.
     fn default_handler(data_home: &Path, config_home: &Path) -> String {
-        run(Command::new("xdg-mime")
-            .args(["query", "default", SCHEME_MIME])
-            .env("XDG_DATA_HOME", data_home)
-            .env("XDG_CONFIG_HOME", config_home)
-            .env_remove("XDG_CURRENT_DESKTOP"))
+        run(xdg("xdg-mime", data_home, config_home).args(["query", "default", SCHEME_MIME]))
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -83,8 +97,9 @@ mod installed {
 
         // Registered as a package would be, in throw-away XDG folders: the entry (its Exec
         // pointing at the unpacked binary instead of /usr/bin) and the MIME cache.
-        let xdg = tempfile::tempdir().unwrap();
-        let (data_home, config_home) = (xdg.path().join("data"), xdg.path().join("config"));
+        let xdg_root = tempfile::tempdir().unwrap();
+        let (data_home, config_home) =
+            (xdg_root.path().join("data"), xdg_root.path().join("config"));
         let applications = data_home.join("applications");
         std::fs::create_dir_all(&applications).unwrap();
         std::fs::create_dir_all(&config_home).unwrap();
@@ -102,6 +117,36 @@ mod installed {
         let name = entry.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(default_handler(&data_home, &config_home), name);
 
+        // A checkout build run on this machine before left its runtime registration as
+        // the user's default (that beats a package's entry): the installed app must take
+        // the default back, or links would go to that other binary.
+        // (xdg-mime ignores a default whose program is missing: the old build is a stub.)
+        let checkout = xdg_root.path().join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let old_build = checkout.join("tessera");
+        std::fs::write(&old_build, "#!/bin/sh\nexit 0\n").unwrap();
+        let mut mode = std::fs::metadata(&old_build).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+        std::fs::set_permissions(&old_build, mode).unwrap();
+        std::fs::write(
+            applications.join("tessera-handler.desktop"),
+            format!(
+                "[Desktop Entry]\nType=Application\nName=Tessera\nExec={} %u\n\
+                 MimeType=x-scheme-handler/tessera;\n",
+                old_build.display()
+            ),
+        )
+        .unwrap();
+        run(xdg("xdg-mime", &data_home, &config_home).args([
+            "default",
+            "tessera-handler.desktop",
+            SCHEME_MIME,
+        ]));
+        assert_eq!(
+            default_handler(&data_home, &config_home),
+            "tessera-handler.desktop"
+        );
+
         // The unpacked app, against this test's emulator.
         let h = Harness::with_env(
             gotrue_emulator::Config::for_tests(),
@@ -116,12 +161,13 @@ mod installed {
         sign_in(&app, "installed@example.com").await;
         app.close().await.unwrap();
 
-        // It left the desktop's choice alone: the package's entry is still the handler,
-        // and the app wrote no handler entry of its own.
+        // The package's entry is the handler again, and the app did not register itself
+        // (the stale runtime entry is the one the test wrote, untouched).
         assert_eq!(default_handler(&data_home, &config_home), name);
+        let stale = std::fs::read_to_string(applications.join("tessera-handler.desktop")).unwrap();
         assert!(
-            !applications.join("tessera-handler.desktop").exists(),
-            "the installed app registered itself over its package's entry"
+            stale.contains(&old_build.display().to_string()),
+            "the installed app registered itself over its package's entry: {stale}"
         );
 
         // Started again: the session comes back from the keyring.
@@ -136,11 +182,10 @@ mod installed {
         click(&app, "send-code").await;
         wait_text(&app, "message", |t| t.contains("emailed")).await;
         let link = h.deep_link_from_mail("installed@example.com").await;
-        run(Command::new("xdg-open")
-            .arg(&link)
-            .env("XDG_DATA_HOME", &data_home)
-            .env("XDG_CONFIG_HOME", &config_home)
-            .env_remove("XDG_CURRENT_DESKTOP")
+        // (xdg-open waits for the program it starts: bounded, in case the hand-over
+        // failed and that instance stayed.)
+        run(xdg("timeout", &data_home, &config_home)
+            .args(["60", "xdg-open", &link])
             .env("TESSERA_PROFILE", &h.profile)
             .env("TESSERA_AUTH_URL", h.emu.url())
             .env("TESSERA_ANON_KEY", h.emu.anon_key()));
@@ -161,12 +206,12 @@ mod installed {
         let issued: Vec<String> =
             serde_json::from_value(h.get("/_emulator/issued-tokens").await).unwrap();
         assert!(!issued.is_empty());
-        let hits = files_containing(xdg.path(), &issued);
+        let hits = files_containing(xdg_root.path(), &issued);
         assert!(hits.is_empty(), "tokens found in {hits:?}");
         eprintln!(
             "installed: {} issued tokens, 0 hits in {} files of the app's data, config and logs",
             issued.len(),
-            count_files(xdg.path())
+            count_files(xdg_root.path())
         );
     }
 }

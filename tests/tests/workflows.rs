@@ -33,9 +33,10 @@ fn the_release_workflow_bundles_every_desktop_on_a_tag() {
     // Note: YAML 1.1 readers take a bare `on` for `true`; yaml-rust2 and GitHub read the
     // key `on`.
     assert_eq!(strings(&w["on"]["push"]["tags"]), ["v*"]);
-    assert_eq!(w["permissions"]["contents"].as_str(), Some("write"));
-
+    // No token rights by default; only the publishing job may write.
+    assert!(w["permissions"].as_hash().is_some_and(|h| h.is_empty()));
     let job = &w["jobs"]["bundle"];
+    assert_eq!(job["permissions"]["contents"].as_str(), Some("write"));
     let include = job["strategy"]["matrix"]["include"].as_vec().unwrap();
     let os: Vec<&str> = include.iter().map(|m| m["os"].as_str().unwrap()).collect();
     assert!(os.iter().any(|o| o.starts_with("ubuntu-")), "{os:?}");
@@ -73,14 +74,14 @@ fn the_release_workflow_bundles_every_desktop_on_a_tag() {
         .find(|s| s["uses"].as_str() == Some("tauri-apps/tauri-action@v0"))
         .unwrap();
     let with = &tauri["with"];
-    // The app's release-build check wants its own custom-protocol feature.
+    // The app's release-build check wants its own custom-protocol feature; the lock
+    // file is used as committed.
+    let build_args = with["args"].as_str().unwrap();
     assert!(
-        with["args"]
-            .as_str()
-            .unwrap()
-            .contains("--features custom-protocol"),
+        build_args.contains("--features custom-protocol"),
         "{with:?}"
     );
+    assert!(build_args.ends_with("-- --locked"), "{with:?}");
     assert!(with["tagName"].as_str().is_some() && with["releaseDraft"].as_bool() == Some(true));
     // The CLI is the pinned one: package.json's, installed with `npm ci`.
     assert!(

@@ -1,16 +1,22 @@
 //! Linux: who opens `tessera://` links. An installed package (`.deb`, `.rpm`) ships a
 //! desktop entry that registers the scheme and starts the app with the URL; the app then
-//! leaves the desktop's choice alone. A build run from a checkout (`cargo run`, the test
+//! does not register itself over it. A build run from a checkout (`cargo run`, the test
 //! suites) has no such entry, and registers itself at run time through the deep-link
-//! plugin (`$XDG_DATA_HOME/applications/tessera-handler.desktop`), as before.
+//! plugin (`$XDG_DATA_HOME/applications/tessera-handler.desktop`, made the default with
+//! `xdg-mime default`).
 //!
-//! The check is plain file reading, no `xdg-mime` call: the XDG data folders
+//! Finding the package's entry is plain file reading: the XDG data folders
 //! (`$XDG_DATA_HOME`, then `$XDG_DATA_DIRS`) are searched for an `applications/*.desktop`
-//! entry whose `MimeType` names every scheme and whose `Exec` starts this very executable.
+//! entry whose `MimeType` names every scheme and whose `Exec` starts this very executable
+//! with the URL; the first folder that has a file of a given name wins (a user's copy with
+//! `Hidden=true` hides the package's). One thing is then asked of `xdg-mime`: if a runtime
+//! registration (a checkout build run earlier) is still the default handler, the default
+//! goes back to the package's entry; another program chosen as the default is left alone.
 
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-use std::ffi::OsStr;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -23,8 +29,9 @@ use tauri::{AppHandle, Runtime};
 pub(crate) fn register_scheme<R: Runtime>(app: &AppHandle<R>) {
     use tauri_plugin_deep_link::DeepLinkExt;
     #[cfg(target_os = "linux")]
-    if let Some(entry) = installed_for(app) {
+    if let Some((entry, schemes)) = installed_for(app) {
         tracing::info!(entry = %entry.display(), "links come through the installed desktop entry");
+        reclaim_default(&entry, &schemes);
         return;
     }
     if let Err(e) = app.deep_link().register_all() {
@@ -33,8 +40,8 @@ pub(crate) fn register_scheme<R: Runtime>(app: &AppHandle<R>) {
 }
 
 /// The installed desktop entry that opens this app's link schemes (`plugins.deep-link`
-/// in tauri.conf.json) with this executable, if there is one.
-fn installed_for<R: Runtime>(app: &AppHandle<R>) -> Option<PathBuf> {
+/// in tauri.conf.json) with this executable, if there is one, and those schemes.
+fn installed_for<R: Runtime>(app: &AppHandle<R>) -> Option<(PathBuf, Vec<String>)> {
     let desktop = app.config().plugins.0.get("deep-link")?.get("desktop")?;
     let schemes = link_schemes(desktop);
     if schemes.is_empty() {
@@ -47,7 +54,40 @@ fn installed_for<R: Runtime>(app: &AppHandle<R>) -> Option<PathBuf> {
         var("HOME").as_deref(),
         var("XDG_DATA_DIRS").as_deref(),
     );
-    installed_entry(&exe, &schemes, &dirs, var("PATH").as_deref())
+    let entry = installed_entry(&exe, &schemes, &dirs, var("PATH").as_deref())?;
+    Some((entry, schemes))
+}
+
+/// A runtime registration left as the default handler (by a checkout build, or an
+/// AppImage, run earlier) would keep links away from the installed app, since a user's
+/// default beats a package's entry: the default goes back to the package's entry.
+fn reclaim_default(entry: &Path, schemes: &[String]) {
+    let Some(id) = entry.file_name().and_then(OsStr::to_str) else {
+        return;
+    };
+    for scheme in schemes {
+        let mime = format!("x-scheme-handler/{scheme}");
+        let current = std::process::Command::new("xdg-mime")
+            .args(["query", "default", &mime])
+            .output();
+        let Ok(current) = current else {
+            return; // no xdg-utils: nothing to ask, nothing to fix
+        };
+        let current = String::from_utf8_lossy(&current.stdout);
+        let current = current.lines().next().unwrap_or("").trim();
+        if !is_runtime_entry(Path::new(current)) {
+            continue;
+        }
+        let set = std::process::Command::new("xdg-mime")
+            .args(["default", id, &mime])
+            .status();
+        match set {
+            Ok(s) if s.success() => {
+                tracing::info!(from = current, to = id, %mime, "default link handler given back to the installed app");
+            }
+            other => tracing::warn!(?other, %mime, "cannot give the default link handler back"),
+        }
+    }
 }
 
 /// The schemes of `plugins.deep-link.desktop`: one protocol or a list of them.
@@ -99,6 +139,9 @@ pub(crate) fn installed_entry(
     path_var: Option<&OsStr>,
 ) -> Option<PathBuf> {
     let exe = exe.canonicalize().ok()?;
+    // Desktop file ids already seen: the first folder that has an id wins, later copies
+    // are shadowed (even when the first one is hidden or broken).
+    let mut seen: HashSet<OsString> = HashSet::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir.join("applications")) else {
             continue;
@@ -106,7 +149,13 @@ pub(crate) fn installed_entry(
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         files.sort();
         for file in files {
-            if file.extension() != Some(OsStr::new("desktop")) || is_runtime_entry(&file) {
+            if file.extension() != Some(OsStr::new("desktop")) {
+                continue;
+            }
+            let Some(id) = file.file_name() else {
+                continue;
+            };
+            if !seen.insert(id.to_owned()) || is_runtime_entry(&file) {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&file) else {
@@ -115,6 +164,9 @@ pub(crate) fn installed_entry(
             let Some(entry) = Entry::parse(&text) else {
                 continue;
             };
+            if entry.hidden {
+                continue;
+            }
             let handles_all = schemes
                 .iter()
                 .all(|s| entry.mime_types.contains(&format!("x-scheme-handler/{s}")));
@@ -132,6 +184,8 @@ pub(crate) fn installed_entry(
 /// What matters of a `[Desktop Entry]` group.
 #[derive(Debug, PartialEq)]
 struct Entry {
+    /// `Hidden=true`: the entry counts as deleted (how a user hides a package's entry).
+    hidden: bool,
     program: String,
     /// `Exec` passes the URL (`%u` or `%U`): without it a link would start the app empty.
     takes_url: bool,
@@ -141,7 +195,7 @@ struct Entry {
 impl Entry {
     fn parse(text: &str) -> Option<Entry> {
         let mut in_entry = false;
-        let (mut exec, mut mime) = (None, None);
+        let (mut exec, mut mime, mut hidden) = (None, None, false);
         for line in text.lines().map(str::trim) {
             if line.starts_with('[') {
                 in_entry = line == "[Desktop Entry]";
@@ -154,12 +208,15 @@ impl Entry {
                 exec = Some(v.to_owned());
             } else if let Some(v) = line.strip_prefix("MimeType=") {
                 mime = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("Hidden=") {
+                hidden = v == "true";
             }
         }
         let exec = exec?;
         let args = split_exec(&exec);
         let program = args.first()?.clone();
         Some(Entry {
+            hidden,
             program,
             takes_url: args.iter().skip(1).any(|a| a == "%u" || a == "%U"),
             mime_types: mime
@@ -313,6 +370,31 @@ mod tests {
         // Not when it starts another program, or handles another scheme only.
         let other = vec!["other".to_owned()];
         assert_eq!(installed_entry(&exe, &other, &dirs, Some(&path)), None);
+        assert_eq!(installed_entry(&exe, &schemes(), &dirs, None), None);
+    }
+
+    #[test]
+    fn a_hidden_or_shadowing_copy_in_an_earlier_folder_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("tessera");
+        std::fs::write(&exe, "").unwrap();
+        let (home, system) = (tmp.path().join("home"), tmp.path().join("system"));
+        let dirs = vec![home.clone(), system.clone()];
+        let entry = format!(
+            "[Desktop Entry]\nExec={} %u\nMimeType=x-scheme-handler/tessera;\n",
+            exe.display()
+        );
+        write(&system, "Tessera.desktop", &entry);
+        assert!(installed_entry(&exe, &schemes(), &dirs, None).is_some());
+        // The user hid the package's entry (as menu editors do): no handler is installed.
+        write(&home, "Tessera.desktop", &format!("{entry}Hidden=true\n"));
+        assert_eq!(installed_entry(&exe, &schemes(), &dirs, None), None);
+        // A user's copy that starts something else shadows it too.
+        write(
+            &home,
+            "Tessera.desktop",
+            "[Desktop Entry]\nExec=other %u\nMimeType=x-scheme-handler/tessera;\n",
+        );
         assert_eq!(installed_entry(&exe, &schemes(), &dirs, None), None);
     }
 

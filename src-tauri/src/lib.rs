@@ -19,6 +19,7 @@ use tauri::Manager;
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
     let log = logging::init();
+    let embedded_off = embedded_turned_off();
 
     let mut builder = tauri::Builder::default();
     // A second instance started with a URL hands it to the running one and exits (before
@@ -37,10 +38,10 @@ pub fn run() {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_opener::init())
-        .plugin(tessera_plugin());
-    let builder = builder.setup(|_app| {
+        .plugin(tessera_plugin(embedded_off));
+    let builder = builder.setup(move |_app| {
         // Here rather than where it is decided: the log file is open by now.
-        if cfg!(feature = "embedded-server") && embedded_turned_off() {
+        if cfg!(feature = "embedded-server") && embedded_off {
             tracing::info!("the embedded server is turned off (TESSERA_EMBEDDED)");
         }
         Ok(())
@@ -58,11 +59,13 @@ pub fn run() {
 /// The auth plugin, with the embedded demo server when it is compiled in (cargo feature
 /// `embedded-server`) and not turned off (`TESSERA_EMBEDDED=off`). Without it, a first
 /// start with no server configured opens Settings.
-fn tessera_plugin<R: tauri::Runtime>()
--> tauri::plugin::TauriPlugin<R, Option<tauri_plugin_tessera::Config>> {
+#[cfg_attr(not(feature = "embedded-server"), allow(unused_variables))]
+fn tessera_plugin<R: tauri::Runtime>(
+    embedded_off: bool,
+) -> tauri::plugin::TauriPlugin<R, Option<tauri_plugin_tessera::Config>> {
     let builder = tauri_plugin_tessera::Builder::new().with_preferences();
     #[cfg(feature = "embedded-server")]
-    let builder = if embedded_turned_off() {
+    let builder = if embedded_off {
         builder
     } else {
         builder.embedded_server(setup::start_embedded)

@@ -388,6 +388,16 @@ fn authctl_with_stdin(
     tessera_test_support::output_with_stdin(cmd, stdin)
 }
 
+/// Everything the app wrote to its log folder (`<data_home>/<identifier>/logs`, a file a
+/// day), as one text.
+pub fn log_folder_text(data_home: &Path) -> String {
+    let folder = data_home.join("dev.tessera.desktop/logs");
+    std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("no log folder {}: {e}", folder.display()))
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect()
+}
+
 /// Saves a screenshot of the window as `target/screenshots/<name>.png`.
 pub async fn screenshot(client: &Client, name: &str) {
     let dir = bin_dir().parent().unwrap().join("screenshots");

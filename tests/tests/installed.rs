@@ -194,11 +194,7 @@ mod installed {
         app.close().await.unwrap();
 
         // The log is in the platform's log folder, and no token is in it.
-        let logs = data_home.join("dev.tessera.desktop/logs");
-        let log: String = std::fs::read_dir(&logs)
-            .unwrap_or_else(|e| panic!("no log folder {}: {e}", logs.display()))
-            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
-            .collect();
+        let log = log_folder_text(&data_home);
         assert!(
             log.contains("Tessera started") && log.contains("restored the stored session"),
             "log folder: {log}"

@@ -30,8 +30,6 @@ export const {
   preferences,
   setPreferences,
   openWindow,
-  listSessions,
-  revokeSession,
   SERVER_EVENT,
   onServerChange,
   checkServer,

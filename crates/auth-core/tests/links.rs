@@ -360,13 +360,7 @@ async fn retrying_sign_outs_leaves_an_unanswered_switch_alone() {
     env.create_user("alice@example.com").await;
     let bob = env.create_user("bob@example.com").await;
     let mut d = env.device().await;
-    d.sign_in("alice@example.com").await;
-    d.client.sign_in_with_otp("bob@example.com").await.unwrap();
-    let link = template_link(&env.last_mail("bob@example.com"));
-    let LinkOutcome::ConfirmSwitch { switch } = d.client.handle_callback(&link).await.unwrap()
-    else {
-        panic!("expected a question")
-    };
+    let switch = switch_to_bob(&env, &mut d).await;
     // "Try again now" on the queued sign-outs, while the question is open: the question's
     // session is not a sign-out, and stays until the answer or its expiry.
     d.client.flush_outbox().await.unwrap();

@@ -315,9 +315,13 @@ fn watch_links<R: Runtime>(app: &AppHandle<R>) -> Result<(), String> {
     });
     // Linux registers the scheme at run time unless an installed package's desktop entry
     // starts this executable for it; Windows only in debug builds (an installer registers
-    // a release build).
+    // a release build). Off the start-up path: it reads the desktop's entries and runs
+    // xdg-mime, and nothing waits for it.
     #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
-    desktop_entry::register_scheme(app);
+    {
+        let app = app.clone();
+        tauri::async_runtime::spawn_blocking(move || desktop_entry::register_scheme(&app));
+    }
     Ok(())
 }
 

@@ -123,14 +123,11 @@ impl<R: Runtime> Servers<R> {
                 info: saved.info,
             };
         }
-        if self.embedded.is_some() {
-            Choice::Embedded
-        } else {
-            Choice::None
-        }
+        self.fallback_choice()
     }
 
-    /// What to use when the saved server cannot be used (a broken `settings.json`).
+    /// What to use when no server is saved or the saved one cannot be used (a broken
+    /// `settings.json`): the embedded server, else none.
     pub fn fallback_choice(&self) -> Choice {
         if self.embedded.is_some() {
             Choice::Embedded
@@ -313,11 +310,7 @@ pub(crate) async fn forget<R: Runtime>(
     state: &AuthState,
 ) -> Result<BackendInfo, CommandError> {
     refuse_if_locked(state)?;
-    let choice = if state.backend().embedded_available {
-        Choice::Embedded
-    } else {
-        Choice::None
-    };
+    let choice = app.state::<Servers<R>>().fallback_choice();
     switch(app, state, choice, None).await
 }
 

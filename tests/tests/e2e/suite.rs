@@ -91,12 +91,9 @@ async fn sign_in_survives_a_restart_and_no_issued_token_leaks() {
     );
     // The log an installed app keeps: daily files in the platform's log folder (under
     // HOME here, so the scan above covered them too).
-    let folder = std::path::PathBuf::from(std::env::var("XDG_DATA_HOME").unwrap())
-        .join("dev.tessera.desktop/logs");
-    let file_log: String = std::fs::read_dir(&folder)
-        .unwrap_or_else(|e| panic!("no log folder {}: {e}", folder.display()))
-        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
-        .collect();
+    let file_log = log_folder_text(std::path::Path::new(
+        &std::env::var("XDG_DATA_HOME").unwrap(),
+    ));
     assert!(
         file_log.contains("Tessera started") && file_log.contains("restored the stored session"),
         "log folder: {file_log}"

@@ -183,8 +183,6 @@ impl AuthClient {
         Ok(LinkOutcome::ConfirmSwitch { switch: view })
     }
 
-    /// The account switch waiting for the user's answer, if any (an expired one is
-    /// dropped: its queued revocation is due).
     /// The queued revocation of an unanswered switch's session: not a sign-out, so "send
     /// every queued sign-out now" leaves it until the answer or its expiry.
     pub(super) fn pending_switch_outbox_id(&self) -> Option<String> {
@@ -193,6 +191,8 @@ impl AuthClient {
             .map(|p| p.outbox_id.clone())
     }
 
+    /// The account switch waiting for the user's answer, if any (an expired one is
+    /// dropped: its queued revocation is due).
     pub async fn pending_account_switch(&self) -> Option<AccountSwitch> {
         let mut pending = lock(&self.inner.pending_switch);
         match pending.as_ref() {

@@ -10,12 +10,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{AppState, Stats};
+use super::{AppState, Stats, functions};
 use crate::db::SessionRow;
 use crate::jwt::JwtError;
 
@@ -54,24 +54,9 @@ pub async fn rpc(
 ) -> Response {
     // The Supabase gateway wants an API key before PostgREST sees the request.
     if headers.get("apikey").is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({
-                "message": "No API key found in request",
-                "hint": "No `apikey` request header or url param was found."
-            })),
-        )
-            .into_response();
+        return functions::no_api_key();
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or_default()
-        .trim();
+    let bearer = functions::bearer(&headers).unwrap_or_default();
     let claims = match state.keys.verify(bearer, state.clock.now_secs()) {
         Ok(claims) => claims,
         Err(JwtError::Expired) => {

@@ -6,6 +6,7 @@
 mod logging;
 #[cfg(feature = "embedded-server")]
 mod setup;
+mod webview;
 
 // A release build is a production app: the UI from the embedded assets through the app's
 // own protocol, the production CSP, nothing of a dev build. `scripts/bench` (and the Tauri
@@ -35,6 +36,7 @@ pub fn run() {
     }
     let builder = builder
         .plugin(logging::plugin(log))
+        .plugin(webview::plugin())
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_opener::init())

@@ -17,8 +17,11 @@ pub use tessera_test_support::Env;
 
 pub use tessera_test_support::PASSWORD;
 
-/// `target/debug` of this workspace.
+/// `target/debug` of this workspace, or `TESSERA_BIN_DIR` (the bench's release builds).
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TESSERA_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -254,40 +257,7 @@ impl Harness {
     pub async fn open_app_with(&self, args: &[&str]) -> Client {
         // The app a test closed just before may still be quitting.
         stop_apps(Duration::from_secs(5));
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".into(), json!("wry"));
-        caps.insert(
-            "tauri:options".into(),
-            json!({ "application": app_bin().to_string_lossy(), "args": args }),
-        );
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let connect = || async {
-            let mut builder =
-                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-            builder.capabilities(caps.clone());
-            tokio::time::timeout(Duration::from_secs(45), builder.connect(&url)).await
-        };
-        let client = match connect().await.expect("WebDriver session within 45 s") {
-            Ok(client) => client,
-            // The request did not get an answer (the native driver dropped it): once more,
-            // with no app of an unanswered attempt left to take the single-instance lock.
-            Err(
-                e @ (NewSessionError::Failed(_)
-                | NewSessionError::FailedC(_)
-                | NewSessionError::Lost(_)),
-            ) => {
-                eprintln!(
-                    "WebDriver new session failed at the transport level ({e}); retrying once"
-                );
-                kill_stray_apps();
-                wait_for_webdriver(&self.http, self.port).await;
-                connect()
-                    .await
-                    .expect("WebDriver session within 45 s")
-                    .expect("WebDriver session (second attempt)")
-            }
-            Err(e) => panic!("WebDriver session: {e:?}"),
-        };
+        let client = self.open_program(&app_bin(), args).await;
         wait_status(&client, |s| s != "Loading…").await;
         // The tests read the session's details (ids, expiry) and the event log: open both
         // collapsible sections, as a person who wants to see them does (the choice is kept).
@@ -301,6 +271,47 @@ impl Harness {
             .await
             .unwrap();
         client
+    }
+
+    /// Starts `program` (the app, or another Tauri app: the bench's empty window) in a new
+    /// WebDriver session, with the harness's environment, and returns as soon as the
+    /// session is open (the page may still be loading).
+    pub async fn open_program(&self, program: &Path, args: &[&str]) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("wry"));
+        caps.insert(
+            "tauri:options".into(),
+            json!({ "application": program.to_string_lossy(), "args": args }),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let connect = || async {
+            let mut builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            tokio::time::timeout(Duration::from_secs(45), builder.connect(&url)).await
+        };
+        match connect().await.expect("WebDriver session within 45 s") {
+            Ok(client) => client,
+            // The request did not get an answer (the native driver dropped it): once more,
+            // with no app of an unanswered attempt left to take the single-instance lock.
+            Err(
+                e @ (NewSessionError::Failed(_)
+                | NewSessionError::FailedC(_)
+                | NewSessionError::Lost(_)),
+            ) => {
+                eprintln!(
+                    "WebDriver new session failed at the transport level ({e}); retrying once"
+                );
+                kill_stray_apps();
+                let _ = Command::new("pkill").arg("-f").arg(program).status();
+                wait_for_webdriver(&self.http, self.port).await;
+                connect()
+                    .await
+                    .expect("WebDriver session within 45 s")
+                    .expect("WebDriver session (second attempt)")
+            }
+            Err(e) => panic!("WebDriver session: {e:?}"),
+        }
     }
 
     /// Another `tessera` process with the same environment (a deep link handed to the
@@ -606,6 +617,51 @@ pub async fn webview_contents(client: &Client) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The web processes of the app under test (`WebKitWebProcess` children of an `app_bin()`
+/// process) that map a file whose name contains `needle`, as "pid: path".
+pub fn web_processes_mapping(needle: &str) -> Vec<String> {
+    let app = std::fs::canonicalize(app_bin()).unwrap_or_else(|_| app_bin());
+    let mut found = Vec::new();
+    let mut web_processes = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.starts_with("WebKitWebProces") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{ppid}/exe"))
+            .ok()
+            .as_deref()
+            != Some(app.as_path())
+        {
+            continue;
+        }
+        web_processes += 1;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if let Some(line) = maps.lines().find(|l| l.contains(needle)) {
+            found.push(format!(
+                "{pid}: {}",
+                line.split_whitespace().last().unwrap_or("")
+            ));
+        }
+    }
+    assert!(
+        web_processes > 0,
+        "no web process of {} found",
+        app.display()
+    );
+    found
 }
 
 /// How many files are under `root` (what a scan covered).

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+#[path = "bench/app.rs"]
+mod app;
 #[path = "bench/proxy.rs"]
 mod proxy;
 
@@ -322,6 +324,11 @@ async fn main() {
         proxy::proxy(&b.emu, EMAIL, PASSWORD).await;
         return;
     }
+    // `tessera-bench app` runs the app-against-the-floor scenario alone (to try a lever).
+    if std::env::args().nth(1).as_deref() == Some("app") {
+        app::app_vs_floor(&b).await;
+        return;
+    }
     coalescing(&b).await;
     idle(&b).await;
     sign_out(&b).await;
@@ -329,6 +336,7 @@ async fn main() {
     restore(&b).await;
     resources(&b).await;
     proxy::proxy(&b.emu, EMAIL, PASSWORD).await;
+    app::app_vs_floor(&b).await;
 }
 
 fn chrono_like_now() -> String {
@@ -736,22 +744,8 @@ async fn restore(b: &Bench) {
 
 async fn resources(b: &Bench) {
     println!("## 6. Resource use\n");
+    println!("The engine alone against auth-js alone; the whole app is in table 8.\n");
     let profile = "bench-restore"; // signed in above
-    // The app, idle and signed in, in its real WebKit window under Xvfb.
-    let mut app = Command::new(b.release("tessera"))
-        .env("TESSERA_AUTH_URL", b.emu.url())
-        .env("TESSERA_ANON_KEY", b.emu.anon_key())
-        .env("TESSERA_PROFILE", profile)
-        .env("TESSERA_LOCK_DIR", b.scratch.path().join("locks"))
-        .env("NO_AT_BRIDGE", "1") // no accessibility bus: it would print to our stdout
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let (app_rss, app_pss) = memory_of_tree(app.id().unwrap());
-    let _ = app.kill().await;
-
     let mut engine = b
         .authctl_cmd(profile, b.emu.url(), &["watch"])
         .stdout(Stdio::null())
@@ -774,11 +768,6 @@ async fn resources(b: &Bench) {
     let _ = node.kill().await;
 
     println!("| idle, signed in | RSS | PSS |\n|---|---:|---:|");
-    println!(
-        "| Tessera app (`tessera` + WebKit web and network processes, under Xvfb) | {} | {} |",
-        mib(app_rss),
-        mib(app_pss)
-    );
     println!(
         "| Tessera engine alone (`authctl watch`) | {} | {} |",
         mib(engine_rss),

@@ -413,6 +413,23 @@ pub fn log_folder_text(data_home: &Path) -> String {
 pub async fn screenshot(client: &Client, name: &str) {
     let dir = bin_dir().parent().unwrap().join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    // WebKit's automation takes the shot after the page's next frame. With hardware
+    // acceleration off (src-tauri/src/webview.rs) an idle page draws none, and the
+    // command would wait for ever: give it frames for a moment (an invisible pixel that
+    // changes each frame, removed after 2 s).
+    client
+        .execute(
+            "const d = document.createElement('div'); \
+             d.style.cssText = 'position:fixed;left:0;top:0;width:1px;height:1px;pointer-events:none'; \
+             document.body.appendChild(d); \
+             const end = performance.now() + 2000; \
+             const step = (t) => { d.style.opacity = String((Math.round(t) % 2) / 100); \
+               if (t < end) requestAnimationFrame(step); else d.remove(); }; \
+             requestAnimationFrame(step);",
+            vec![],
+        )
+        .await
+        .unwrap();
     let png = client.screenshot().await.unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }

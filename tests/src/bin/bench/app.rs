@@ -451,6 +451,7 @@ async fn revocation(h: &Harness, trials: usize) -> String {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let windows = app_windows();
     assert_eq!(windows.len(), 2, "two app windows: {windows:?}");
+    let web_processes = web_processes_of_the_app();
     let laptop = format!("{}-laptop", h.profile);
     let (mut after_focus, mut after_revocation) = (Vec::new(), Vec::new());
     let mut throttled = Vec::new();
@@ -505,7 +506,8 @@ async fn revocation(h: &Harness, trials: usize) -> String {
         "Revocation elsewhere, seen in the real window: another device signs out `global`; \
          0.5 s later the app's window regains focus (xdotool under Xvfb); the time is the \
          page's own when it shows \"Signed out\". The app asks the server at most once per \
-         {} s however many windows gain focus.\n\n\
+         {} s however many windows gain focus. With its two windows open the app ran \
+         {web_processes} web process(es).\n\n\
          | {trials} trials each | focus → `SIGNED_OUT` shown (median) | revocation → shown (median) |\n\
          |---|---:|---:|\n\
          | focus more than {} s after the last check | {:.0} ms | {:.0} ms |\n\
@@ -518,6 +520,25 @@ async fn revocation(h: &Harness, trials: usize) -> String {
         median(throttled.iter().map(|t| t.1).collect()),
         median(throttled.iter().map(|t| t.2).collect()),
     )
+}
+
+/// How many `WebKitWebProcess` processes the running app has.
+fn web_processes_of_the_app() -> usize {
+    let out = Command::new("pgrep")
+        .arg("-f")
+        .arg(tessera_e2e::app_bin())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .map(|pid| {
+            tree(pid)
+                .iter()
+                .filter(|(_, comm)| comm.starts_with("WebKitWeb"))
+                .count()
+        })
+        .sum()
 }
 
 /// The app's windows (X ids), named "Tessera".

@@ -218,38 +218,7 @@ impl Bench {
 
 /// RSS and PSS (KiB) of a process and all its descendants.
 fn memory_of_tree(pid: u32) -> (u64, u64) {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        let parent = pids[i];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // pid (comm) state ppid …: the comm may contain spaces, so split after ')'.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(parent) && !pids.contains(&child) {
-                pids.push(child);
-            }
-        }
-        i += 1;
-    }
-    let field = |pid: u32, file: &str, name: &str| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let rss = pids.iter().map(|&p| field(p, "status", "VmRSS:")).sum();
-    let pss = pids.iter().map(|&p| field(p, "smaps_rollup", "Pss:")).sum();
-    (rss, pss)
+    app::Snapshot::of(pid).total()
 }
 
 fn mib(kib: u64) -> String {

@@ -88,7 +88,7 @@ fn kib(pid: u32, file: &str, name: &str) -> u64 {
 /// What one program's processes use at one moment: RSS and PSS (KiB) by process kind,
 /// and CPU time (clock ticks) of all of them.
 #[derive(Default)]
-struct Snapshot {
+pub(super) struct Snapshot {
     by_kind: BTreeMap<&'static str, (u64, u64)>,
     ticks: u64,
     /// Threads of the app's own process.
@@ -96,7 +96,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(pid: u32) -> Self {
+    pub(super) fn of(pid: u32) -> Self {
         let mut snapshot = Self::default();
         for (p, comm) in tree(pid) {
             let kind = if p == pid {
@@ -117,7 +117,7 @@ impl Snapshot {
         snapshot
     }
 
-    fn total(&self) -> (u64, u64) {
+    pub(super) fn total(&self) -> (u64, u64) {
         self.by_kind
             .values()
             .fold((0, 0), |(r, p), (rss, pss)| (r + rss, p + pss))
@@ -233,29 +233,12 @@ pub async fn app_vs_floor(b: &Bench) {
             "other processes",
         ] {
             let (f, t) = (floor[at].kind(kind), tessera[at].kind(kind));
-            if f == (0, 0) && t == (0, 0) {
-                continue;
+            if f != (0, 0) || t != (0, 0) {
+                memory_row(&format!("{label}: {kind}, RSS / PSS"), f, t);
             }
-            println!(
-                "| {label}: {kind}, RSS / PSS | {} / {} | {} / {} | {} / {} |",
-                mib(f.0),
-                mib(f.1),
-                mib(t.0),
-                mib(t.1),
-                signed_mib(t.0 as i64 - f.0 as i64),
-                signed_mib(t.1 as i64 - f.1 as i64)
-            );
         }
         let (f, t) = (floor[at].total(), tessera[at].total());
-        println!(
-            "| **{label}: all processes, RSS / PSS** | **{} / {}** | **{} / {}** | **{} / {}** |",
-            mib(f.0),
-            mib(f.1),
-            mib(t.0),
-            mib(t.1),
-            signed_mib(t.0 as i64 - f.0 as i64),
-            signed_mib(t.1 as i64 - f.1 as i64)
-        );
+        memory_row(&format!("**{label}: all processes, RSS / PSS**"), f, t);
     }
     println!(
         "| threads of the app's own process (after 20 s + {period}) | {} | {} | {:+} |",
@@ -309,6 +292,19 @@ pub async fn app_vs_floor(b: &Bench) {
         mib(anchor_end[1].total().0),
     );
     println!("{revocation}");
+}
+
+/// A table row: floor, Tessera and the difference, each as RSS / PSS.
+fn memory_row(label: &str, floor: (u64, u64), tessera: (u64, u64)) {
+    println!(
+        "| {label} | {} / {} | {} / {} | {} / {} |",
+        mib(floor.0),
+        mib(floor.1),
+        mib(tessera.0),
+        mib(tessera.1),
+        signed_mib(tessera.0 as i64 - floor.0 as i64),
+        signed_mib(tessera.1 as i64 - floor.1 as i64)
+    );
 }
 
 fn tauri_version(b: &Bench) -> String {

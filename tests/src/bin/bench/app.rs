@@ -156,7 +156,7 @@ pub async fn app_vs_floor(b: &Bench) {
     println!(
         "The floor is `tests/floor`: Tauri {} with the app's release profile, one window of the \
          same size, one static page, no plugins, no commands. Both under Xvfb (software \
-         rendering), one after the other, nothing else running.\n",
+         rendering), one after the other.\n",
         tauri_version(b)
     );
 

@@ -58,9 +58,19 @@ async fn both_addresses_confirm_then_the_address_changes_and_no_extra_session_li
         (view.user.email.as_str(), view.session_id),
         ("new@example.com", session)
     );
-    // The session the server issued with the change is ended: one session left.
+    // The session the server issued with the change is ended: one session left, and
+    // nothing owed. The outbox entry goes when the answer to the revocation arrives, a
+    // moment after the server already counts one session (on a loaded machine the check
+    // came in between: the fresh-clone CI run of 2026-12-02).
     wait_server_sessions(&env, &user, 1, "an extra session lives on").await;
-    assert!(d.client.pending_revocations().await.unwrap().is_empty());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !d.client.pending_revocations().await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the extra session's revocation is still owed"
+        );
+        settle().await;
+    }
 }
 
 #[tokio::test]

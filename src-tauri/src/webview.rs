@@ -8,6 +8,10 @@
 //! visible. WebGL, Web Audio and media are turned off for the attack surface (the UI uses
 //! none of them; they saved no memory idle). The cache model, the page cache and WebKit's
 //! memory-pressure limits saved nothing measurable and are left as they are.
+//!
+//! Known gap: this runs when Tauri reports the webview ready, which races the first page
+//! load; a web process that has already set up GL keeps it (seen in debug builds under
+//! WebDriver). Applying the settings before the first navigation is the follow-up.
 
 use tauri::Runtime;
 use tauri::plugin::TauriPlugin;

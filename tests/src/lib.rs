@@ -636,51 +636,6 @@ pub async fn webview_contents(client: &Client) -> String {
         .unwrap_or_default()
 }
 
-/// The web processes of the app under test (`WebKitWebProcess` children of an `app_bin()`
-/// process) that map a file whose name contains `needle`, as "pid: path".
-pub fn web_processes_mapping(needle: &str) -> Vec<String> {
-    let app = std::fs::canonicalize(app_bin()).unwrap_or_else(|_| app_bin());
-    let mut found = Vec::new();
-    let mut web_processes = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !comm.starts_with("WebKitWebProces") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-        else {
-            continue;
-        };
-        if std::fs::read_link(format!("/proc/{ppid}/exe"))
-            .ok()
-            .as_deref()
-            != Some(app.as_path())
-        {
-            continue;
-        }
-        web_processes += 1;
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        if let Some(line) = maps.lines().find(|l| l.contains(needle)) {
-            found.push(format!(
-                "{pid}: {}",
-                line.split_whitespace().last().unwrap_or("")
-            ));
-        }
-    }
-    assert!(
-        web_processes > 0,
-        "no web process of {} found",
-        app.display()
-    );
-    found
-}
-
 /// How many files are under `root` (what a scan covered).
 pub fn count_files(root: &Path) -> usize {
     let mut n = 0;

@@ -1,13 +1,14 @@
 //! Time, passed in so that the engine can be tested with a controllable clock.
 //!
-//! The engine schedules by **wall-clock deadlines**. Tokio's timers run on
-//! `CLOCK_MONOTONIC`, which on Linux stops while the machine is suspended: a one-hour
-//! `sleep` started before a two-hour suspend would fire an hour after resume, long after
-//! the token expired. [`SystemClock`] instead arms a `timerfd` on `CLOCK_REALTIME` with an
-//! absolute deadline, which fires at the first moment after resume, and with
-//! `TFD_TIMER_CANCEL_ON_SET`, which also wakes the engine when the wall clock is set (NTP
-//! step, manual change) so it can recompute. Other platforms fall back to Tokio's sleep
-//! (the app also reports resume to the engine).
+//! The engine schedules by **wall-clock deadlines**. Tokio's timers run on a monotonic
+//! clock, which stops while the machine is suspended: a one-hour `sleep` started before a
+//! two-hour suspend would fire an hour after resume, long after the token expired.
+//! [`SystemClock`] instead waits on the platform's wall-clock timer (the `wall-timer`
+//! crate: a `CLOCK_REALTIME` timerfd on Linux and Android, a `DISPATCH_WALLTIME` on macOS
+//! and iOS, an absolute waitable timer on Windows), which fires at the first moment after
+//! resume, and on Linux also wakes when the wall clock is set so the engine can recompute.
+//! Where there is none it falls back to Tokio's sleep (the app also reports focus and
+//! resume to the engine).
 
 use std::fmt;
 use std::future::Future;
@@ -66,56 +67,14 @@ impl Clock for SystemClock {
             if remaining.is_zero() {
                 return;
             }
-            #[cfg(target_os = "linux")]
-            if linux::sleep_until_wall(deadline).await.is_ok() {
-                return;
+            if let Err(e) = wall_timer::sleep_until(deadline).await {
+                // No wall-clock timer (an unknown platform, or the OS refused one): a
+                // monotonic sleep, which does not count suspended time — the app's
+                // focus and resume events make the engine look again.
+                tracing::debug!(error = %e, "no wall-clock timer; sleeping on the monotonic clock");
+                tokio::time::sleep(remaining).await;
             }
-            tokio::time::sleep(remaining).await;
         })
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod linux {
-    use std::os::fd::{AsFd, AsRawFd, RawFd};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use nix::sys::time::TimeSpec;
-    use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-    use tokio::io::unix::AsyncFd;
-
-    struct Timer(TimerFd);
-
-    impl AsRawFd for Timer {
-        fn as_raw_fd(&self) -> RawFd {
-            self.0.as_fd().as_raw_fd()
-        }
-    }
-
-    /// Waits on a `CLOCK_REALTIME` timerfd armed at the absolute `deadline`.
-    pub(super) async fn sleep_until_wall(deadline: SystemTime) -> std::io::Result<()> {
-        let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-        if since_epoch.is_zero() {
-            return Ok(());
-        }
-        let timer = TimerFd::new(
-            ClockId::CLOCK_REALTIME,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )?;
-        timer.set(
-            Expiration::OneShot(TimeSpec::from_duration(since_epoch)),
-            TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET,
-        )?;
-        // `AsyncFd::new` is deprecated because a `T` that does not own its descriptor could
-        // close it while registered. `Timer` owns its `TimerFd`, and `AsyncFd` deregisters
-        // before dropping it, so this use is sound; the replacement (`register`) is
-        // `unsafe`, which this crate forbids.
-        #[allow(deprecated)]
-        let fd = AsyncFd::new(Timer(timer))?;
-        // Readable when the deadline passes (also after a suspend), or when the wall clock
-        // is set (the read would say ECANCELED); either way the caller recomputes.
-        let _guard = fd.readable().await?;
-        Ok(())
     }
 }
 

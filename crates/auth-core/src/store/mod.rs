@@ -1,8 +1,9 @@
 //! Secure storage of small blobs: the [`SecretStore`] trait and its implementations.
 //!
 //! - [`KeyringStore`]: the operating system's store through `keyring-core` (Secret Service
-//!   on Linux, Keychain on macOS/iOS, Credential Manager on Windows). A missing or locked
-//!   store is a typed error — never a silent fallback to a plain file.
+//!   on Linux, Keychain on macOS/iOS, Android Keystore, Credential Manager on Windows: see
+//!   `keyring.rs`). A missing or locked store is a typed error — never a silent fallback
+//!   to a plain file.
 //! - [`MemoryStore`]: for tests; it can be told to fail.
 //! - [`ChunkedStore`]: splits values larger than a platform's per-entry limit over several
 //!   entries, committed by a checksummed manifest written last.
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why the secure storage failed.
@@ -133,124 +134,8 @@ impl<T: SecretStore> SecretStore for Arc<T> {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------
-
-/// The operating system's credential store, through `keyring-core`.
-///
-/// Entries are `(service, key)` pairs; the platform store is opened on first use (on the
-/// blocking pool), so constructing this never blocks and never fails.
-pub struct KeyringStore {
-    service: String,
-    store: OnceLock<Result<Arc<keyring_core::CredentialStore>, StoreError>>,
-}
-
-impl fmt::Debug for KeyringStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyringStore")
-            .field("service", &self.service)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KeyringStore {
-    pub fn new(service: impl Into<String>) -> Self {
-        Self {
-            service: service.into(),
-            store: OnceLock::new(),
-        }
-    }
-
-    /// The platform's store wrapped for its entry size limit.
-    pub fn for_platform(service: impl Into<String>) -> ChunkedStore<Self> {
-        let limit = if cfg!(target_os = "windows") {
-            WINDOWS_MAX_ENTRY
-        } else {
-            64 * 1024
-        };
-        ChunkedStore::new(Self::new(service), limit)
-    }
-
-    fn platform_store(&self) -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-        self.store.get_or_init(open_platform_store).clone()
-    }
-
-    fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
-        self.platform_store()?
-            .build(&self.service, key, None)
-            .map_err(map_keyring_error)
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-    let store = zbus_secret_service_keyring_store::Store::new()
-        .map_err(|e| StoreError::Unavailable(format!("Secret Service: {e}")))?;
-    Ok(store)
-}
-
-#[cfg(any(target_os = "macos", target_os = "ios"))]
-fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-    let store = apple_native_keyring_store::keychain::Store::new()
-        .map_err(|e| StoreError::Unavailable(format!("Keychain: {e}")))?;
-    Ok(store)
-}
-
-#[cfg(target_os = "windows")]
-fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-    let store = windows_native_keyring_store::Store::new()
-        .map_err(|e| StoreError::Unavailable(format!("Credential Manager: {e}")))?;
-    Ok(store)
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "windows"
-)))]
-fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-    Err(StoreError::Unavailable(
-        "no credential store is known for this platform".into(),
-    ))
-}
-
-fn map_keyring_error(e: keyring_core::Error) -> StoreError {
-    use keyring_core::Error as E;
-    match e {
-        E::NoStorageAccess(inner) => StoreError::Locked(inner.to_string()),
-        E::NoDefaultStore => StoreError::Unavailable("no default credential store".into()),
-        E::PlatformFailure(inner) => StoreError::Unavailable(inner.to_string()),
-        E::BadEncoding(_) | E::BadDataFormat(..) | E::BadStoreFormat(_) => {
-            StoreError::Corrupt("the credential store returned unreadable data".into())
-        }
-        other => StoreError::Failed(other.to_string()),
-    }
-}
-
-impl SecretStore for KeyringStore {
-    fn load(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.entry(key)?.get_secret() {
-            Ok(v) => Ok(Some(v)),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(map_keyring_error(e)),
-        }
-    }
-
-    fn save(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.entry(key)?
-            .set_secret(value)
-            .map_err(map_keyring_error)
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.entry(key)?.delete_credential() {
-            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-            Err(e) => Err(map_keyring_error(e)),
-        }
-    }
-}
+mod keyring;
+pub use keyring::KeyringStore;
 
 // ---------------------------------------------------------------------------------------
 

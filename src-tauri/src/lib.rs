@@ -14,26 +14,24 @@ mod webview;
 #[cfg(all(not(debug_assertions), not(feature = "custom-protocol")))]
 compile_error!("a release build of the app needs `--features custom-protocol`");
 
-use tauri::Manager;
-
 /// The app's entry point (desktop `main`, and the mobile entry point).
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
     let log = logging::init();
     let embedded_off = embedded_turned_off();
 
-    let mut builder = tauri::Builder::default();
+    let builder = tauri::Builder::default();
     // A second instance started with a URL hands it to the running one and exits (before
-    // any other plugin starts: this one goes first).
+    // any other plugin starts: this one goes first). A phone starts one instance of an
+    // app and hands links to it itself: the plugin is desktop-only (Cargo.toml).
     #[cfg(desktop)]
-    {
-        builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            if let Some(window) = app.get_webview_window("main") {
-                let _ = window.unminimize();
-                let _ = window.set_focus();
-            }
-        }));
-    }
+    let builder = builder.plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        use tauri::Manager;
+        if let Some(window) = app.get_webview_window("main") {
+            let _ = window.unminimize();
+            let _ = window.set_focus();
+        }
+    }));
     let builder = builder
         .plugin(logging::plugin(log))
         .plugin(webview::plugin())

@@ -274,17 +274,29 @@ pub async fn auth_activity(state: State<'_, AuthState>) -> Result<()> {
     Ok(())
 }
 
-/// Opens another window on the same session (every window gets every event).
+/// Opens another window on the same session (every window gets every event). A phone app
+/// has one window: there it is refused with `unsupported`.
 #[tauri::command]
 pub async fn auth_open_window<R: Runtime>(app: AppHandle<R>) -> Result<String> {
-    let n = app.webview_windows().len() + 1;
-    let label = format!("window-{n}-{}", std::process::id());
-    tauri::WebviewWindowBuilder::new(&app, &label, tauri::WebviewUrl::App("index.html".into()))
-        .title("Tessera")
-        .inner_size(720.0, 640.0)
-        .build()
-        .map_err(|e| CommandError::new("window_error", e.to_string()))?;
-    Ok(label)
+    #[cfg(desktop)]
+    {
+        let n = app.webview_windows().len() + 1;
+        let label = format!("window-{n}-{}", std::process::id());
+        tauri::WebviewWindowBuilder::new(&app, &label, tauri::WebviewUrl::App("index.html".into()))
+            .title("Tessera")
+            .inner_size(720.0, 640.0)
+            .build()
+            .map_err(|e| CommandError::new("window_error", e.to_string()))?;
+        Ok(label)
+    }
+    #[cfg(mobile)]
+    {
+        let _ = app;
+        Err(CommandError::new(
+            "unsupported",
+            "a phone app has one window; another cannot be opened",
+        ))
+    }
 }
 
 /// The account switch a link asked for and the user has not answered yet (the UI shows

@@ -1,7 +1,8 @@
 //! Tessera's Tauri integration as a plugin: the auth commands (`plugin:tessera|…`, thin
 //! adapters over `auth-core`), every engine event sent to every window as
-//! `auth:state-change`, deep links handed to the engine to be checked, and window focus
-//! (validate with the server, re-check the schedule). All auth logic lives in `auth-core`.
+//! `auth:state-change`, deep links handed to the engine to be checked, and window focus —
+//! on a phone, the app's resume — (validate with the server, re-check the schedule). All
+//! auth logic lives in `auth-core`.
 //!
 //! ```ignore
 //! tauri::Builder::default()
@@ -18,7 +19,7 @@
 
 mod command_names;
 mod commands;
-#[cfg(not(any(target_os = "android", target_os = "ios")))]
+#[cfg(desktop)]
 mod desktop_entry;
 mod error;
 mod proxy;
@@ -278,14 +279,36 @@ impl<R: Runtime> Builder<R> {
                 install(app, active, preferences, switchable);
                 Ok(())
             })
-            .on_event(|app, event| {
-                if let RunEvent::WindowEvent {
+            .on_event(|app, event| match event {
+                RunEvent::WindowEvent {
                     event: WindowEvent::Focused(true),
                     ..
-                } = event
-                {
+                } => on_focus(app),
+                // A phone has no window focus to speak of: coming back to the foreground
+                // (Android `onResume`, iOS `willEnterForeground`) is the same moment.
+                #[cfg(mobile)]
+                RunEvent::WindowEvent {
+                    event: WindowEvent::Resumed,
+                    ..
+                } => {
+                    tracing::info!("resumed");
                     on_focus(app);
                 }
+                // Going to the background may be the last thing the app does (the OS can
+                // end it without a word). Nothing is held back to write then: every
+                // session write is one call to the secure store, committed when it
+                // returns (chunked values by their manifest, written last), preferences
+                // are saved as they are set, and an unanswered sign-out is already in the
+                // durable outbox. A refresh in flight either saved its tokens or, if the
+                // process is ended first, is retried from the stored ones at the next
+                // start (the server accepts a just-rotated token within its reuse
+                // interval). So a suspend starts nothing.
+                #[cfg(mobile)]
+                RunEvent::WindowEvent {
+                    event: WindowEvent::Suspended,
+                    ..
+                } => tracing::info!("suspended"),
+                _ => {}
             })
             .build()
     }
@@ -380,13 +403,15 @@ pub(crate) async fn handle_link<R: Runtime>(app: &AppHandle<R>, url: String) {
         Err(e) => tracing::warn!(code = e.code(), "deep link refused"),
     }
     if let Some(window) = app.get_webview_window("main") {
+        #[cfg(desktop)]
         let _ = window.unminimize();
         let _ = window.set_focus();
     }
 }
 
-/// A window got focus: ask the server whether the session is still alive (throttled), and
-/// let the engine re-check its schedule (this also covers resume from sleep).
+/// A window got focus (on a phone: the app came back to the foreground): ask the server
+/// whether the session is still alive (throttled), and let the engine re-check its
+/// schedule (this also covers resume from sleep).
 fn on_focus<R: Runtime>(app: &AppHandle<R>) {
     let Some(state) = app.try_state::<AuthState>() else {
         return;
@@ -408,10 +433,16 @@ fn on_focus<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
+/// Opens the system browser: the default browser on a desktop, Safari on iOS, and on
+/// Android a Custom Tab (the user's own browser with its saved sign-ins, over the app —
+/// what RFC 8252 recommends for OAuth). iOS gets Safari itself rather than the opener's
+/// in-app browser (`SFSafariViewController`): that one would stay on screen after the
+/// sign-in link came back to the app.
 fn open_in_browser<R: Runtime>(app: &AppHandle<R>, url: &str) -> Result<(), CommandError> {
     use tauri_plugin_opener::OpenerExt;
+    let with = cfg!(target_os = "android").then_some("inAppBrowser");
     app.opener()
-        .open_url(url, None::<&str>)
+        .open_url(url, with)
         .map_err(|e| CommandError::new("browser_error", format!("cannot open the browser: {e}")))
 }
 

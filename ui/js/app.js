@@ -521,6 +521,8 @@ function wire() {
       render();
     }),
   );
+  // A phone app has one window (the command refuses another there): no button for it.
+  $('new-window').hidden = /Android|iPhone|iPad/.test(navigator.userAgent);
   $('new-window').addEventListener('click', () => busy($('new-window'), () => auth.openWindow()));
   $('devices-reload').addEventListener('click', () =>
     busy($('devices-reload'), async () => {

@@ -467,3 +467,74 @@ async fn the_theme_follows_the_desktop() {
     screenshot(&app, "sign-in-dark").await;
     app.close().await.unwrap();
 }
+
+/// What a phone-sized window shows: its width, how wide the page is, the controls smaller
+/// than 44 × 44 px, and the pairs of controls in `main` that sit side by side.
+async fn phone_layout(app: &fantoccini::Client) -> serde_json::Value {
+    app.execute(
+        r#"const visible = [...document.querySelectorAll('header button, main button, main input, main summary')]
+             .filter((el) => !el.closest('[hidden]') && el.getClientRects().length);
+           const name = (el) => el.id || el.textContent.trim();
+           const small = [];
+           for (const el of visible) {
+             const r = el.getBoundingClientRect();
+             if (r.width < 44 || r.height < 44) small.push(`${name(el)} ${Math.round(r.width)}x${Math.round(r.height)}`);
+           }
+           const boxes = visible.filter((el) => el.closest('main')).map((el) => [el, el.getBoundingClientRect()]);
+           const sideBySide = [];
+           for (let i = 0; i < boxes.length; i++) {
+             for (let j = i + 1; j < boxes.length; j++) {
+               const [a, ra] = boxes[i];
+               const [b, rb] = boxes[j];
+               if (ra.top < rb.bottom - 1 && rb.top < ra.bottom - 1) sideBySide.push(`${name(a)} | ${name(b)}`);
+             }
+           }
+           return { width: innerWidth, pageWidth: document.documentElement.scrollWidth,
+                    controls: visible.length, small, sideBySide };"#,
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// Checks the current view at a phone's width: nothing wider than the screen, one column,
+/// every control at least 44 px each way.
+async fn check_phone_layout(app: &fantoccini::Client, view: &str) {
+    let layout = phone_layout(app).await;
+    let width = layout["width"].as_u64().unwrap();
+    assert!((380..=400).contains(&width), "{view}: {layout}");
+    assert!(
+        layout["pageWidth"].as_u64().unwrap() <= width,
+        "{view}: wider than the screen: {layout}"
+    );
+    assert!(layout["controls"].as_u64().unwrap() > 3, "{view}: {layout}");
+    assert_eq!(layout["small"], serde_json::json!([]), "{view}: {layout}");
+    assert_eq!(
+        layout["sideBySide"],
+        serde_json::json!([]),
+        "{view}: {layout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, a Secret Service and tauri-driver: run scripts/e2e"]
+async fn at_a_phones_size_the_ui_is_one_column_with_touch_sized_controls() {
+    let h = Harness::start().await;
+    h.create_user("phone@example.com").await;
+    let app = h.open_app().await;
+    // An iPhone 14's screen in CSS pixels: the desktop window resized to it.
+    app.set_window_size(390, 844).await.unwrap();
+    wait_text(&app, "auth-status", |s| s == "Signed out").await;
+    check_phone_layout(&app, "sign-in").await;
+    screenshot(&app, "phone-sign-in").await;
+
+    sign_in(&app, "phone@example.com").await;
+    check_phone_layout(&app, "signed-in").await;
+    screenshot(&app, "phone-signed-in").await;
+
+    // A desktop-sized window keeps the two-column layout (the rules are for narrow screens).
+    app.set_window_size(980, 720).await.unwrap();
+    let wide = phone_layout(&app).await;
+    assert!(!wide["sideBySide"].as_array().unwrap().is_empty(), "{wide}");
+    app.close().await.unwrap();
+}

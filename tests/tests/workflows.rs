@@ -98,3 +98,103 @@ fn the_release_workflow_bundles_every_desktop_on_a_tag() {
         .unwrap();
     assert!(linux.contains("libwebkit2gtk-4.1-dev"), "{linux}");
 }
+
+/// The `run:` commands of a job's steps.
+fn runs(job: &Yaml) -> Vec<&str> {
+    job["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect()
+}
+
+#[test]
+fn the_platforms_workflow_builds_and_tests_every_other_platform() {
+    let w = workflow("platforms.yml");
+    // Every push and pull request (a bare `push:` is a key with no value).
+    for event in ["push", "pull_request"] {
+        assert!(!w["on"][event].is_badvalue(), "on: {event}");
+    }
+    assert_eq!(w["concurrency"]["cancel-in-progress"].as_bool(), Some(true));
+    assert!(w["permissions"].as_hash().is_some_and(|h| h.is_empty()));
+    let jobs = w["jobs"].as_hash().unwrap();
+    for (name, job) in jobs {
+        // Each job only reads; every action is pinned to a version.
+        assert_eq!(
+            job["permissions"]["contents"].as_str(),
+            Some("read"),
+            "{name:?}"
+        );
+        for step in job["steps"].as_vec().unwrap() {
+            if let Some(action) = step["uses"].as_str() {
+                assert!(action.contains('@'), "{name:?}: {action} is not pinned");
+            }
+        }
+    }
+
+    // macOS and Windows: the engine, the plugin and the app tested, the OS keyring too;
+    // never the Linux-only end-to-end crate.
+    let desktop = &w["jobs"]["desktop"];
+    let include = desktop["strategy"]["matrix"]["include"].as_vec().unwrap();
+    let os: Vec<&str> = include.iter().map(|m| m["os"].as_str().unwrap()).collect();
+    assert!(os.iter().any(|o| o.starts_with("macos-")), "{os:?}");
+    assert!(os.iter().any(|o| o.starts_with("windows-")), "{os:?}");
+    assert_eq!(desktop["runs-on"].as_str(), Some("${{ matrix.os }}"));
+    for m in include {
+        let packages: Vec<&str> = m["packages"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .filter(|p| *p != "-p")
+            .collect();
+        for crate_ in [
+            "wall-timer",
+            "auth-core",
+            "authctl",
+            "tauri-plugin-tessera",
+            "tessera",
+        ] {
+            assert!(packages.contains(&crate_), "{crate_} in {packages:?}");
+        }
+        assert!(!packages.contains(&"tessera-e2e"), "{packages:?}");
+    }
+    let tests: Vec<&str> = runs(desktop)
+        .into_iter()
+        .filter(|r| r.starts_with("cargo test"))
+        .collect();
+    assert!(tests.iter().all(|r| r.contains("--locked")), "{tests:?}");
+    assert!(tests.iter().any(|r| !r.contains("--ignored")), "{tests:?}");
+    assert!(tests.iter().any(|r| r.contains("--ignored")), "{tests:?}");
+
+    // Android and iOS: the project generated (gen/ is not committed), then built.
+    for (job, runner, commands) in [
+        (
+            "android",
+            "ubuntu-",
+            ["tauri android init", "tauri android build"],
+        ),
+        ("ios", "macos-", ["tauri ios init", "tauri ios build"]),
+    ] {
+        let job = &w["jobs"][job];
+        assert!(job["runs-on"].as_str().unwrap().starts_with(runner));
+        let steps = runs(job);
+        for command in commands {
+            assert!(
+                steps.iter().any(|r| r.contains(command)),
+                "{command} in {steps:?}"
+            );
+        }
+        let build = steps.iter().find(|r| r.contains(commands[1])).unwrap();
+        assert!(
+            build.contains("--features custom-protocol") && build.ends_with("-- --locked"),
+            "{build}"
+        );
+    }
+    assert!(
+        runs(&w["jobs"]["android"])
+            .iter()
+            .any(|r| r.contains("NDK_HOME")),
+        "the NDK is found through NDK_HOME"
+    );
+}

@@ -76,6 +76,9 @@ async fn server_set_checks_the_server_and_refuses_what_is_wrong() {
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(saved["url"], api_root(&emu), "the API root the check found");
     assert_eq!(saved["anonKey"], emu.anon_key());
+    // Only its owner may read it (Unix modes; on Windows the file is in the user's own
+    // profile folder, whose ACL already says so).
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();

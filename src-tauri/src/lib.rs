@@ -174,6 +174,20 @@ mod tests {
         );
     }
 
+    /// The wall-clock timer on macOS (`DISPATCH_WALLTIME_NOW`, crates/wall-timer) needs
+    /// macOS 10.14; Tauri's default minimum is 10.13.
+    #[test]
+    fn the_macos_minimum_has_wall_clock_timers() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../tauri.conf.json")).unwrap();
+        let minimum = conf["bundle"]["macOS"]["minimumSystemVersion"]
+            .as_str()
+            .unwrap();
+        let (major, minor) = minimum.split_once('.').unwrap();
+        let version = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+        assert!(version >= (10, 14), "{minimum}");
+    }
+
     #[test]
     fn only_a_failed_single_instance_handover_starts_again() {
         assert!(super::is_failed_handover(

@@ -522,7 +522,10 @@ function wire() {
     }),
   );
   // A phone app has one window (the command refuses another there): no button for it.
-  $('new-window').hidden = /Android|iPhone|iPad/.test(navigator.userAgent);
+  // (An iPad's WebKit says "Macintosh": a touch screen tells it apart.)
+  const ua = navigator.userAgent;
+  $('new-window').hidden = /Android|iPhone|iPad/.test(ua)
+    || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
   $('new-window').addEventListener('click', () => busy($('new-window'), () => auth.openWindow()));
   $('devices-reload').addEventListener('click', () =>
     busy($('devices-reload'), async () => {

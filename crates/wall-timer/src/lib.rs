@@ -21,7 +21,7 @@
 //! each with its reason); the rest forbid it.
 
 use std::io;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
@@ -51,14 +51,27 @@ async fn platform_sleep(_deadline: SystemTime) -> io::Result<()> {
     ))
 }
 
+/// The longest single wait given to a platform timer; a further deadline is reached in
+/// several. It keeps every timer in the range it handles: a 32-bit `time_t` (32-bit
+/// Android) wraps in 2038, libdispatch takes wall times after 2116 for "forever", and
+/// stored deadlines may say 9999. One wake a day costs nothing.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Completes at (or soon after) the wall-clock `deadline`, also when the machine slept
 /// through it; possibly earlier when the wall clock is set. A deadline in the past
 /// completes at once.
 pub async fn sleep_until(deadline: SystemTime) -> io::Result<()> {
-    if deadline <= SystemTime::now() {
-        return Ok(());
+    loop {
+        let now = SystemTime::now();
+        if deadline <= now {
+            return Ok(());
+        }
+        let step = deadline.min(now + LONGEST_WAIT);
+        platform_sleep(step).await?;
+        if step == deadline {
+            return Ok(());
+        }
     }
-    platform_sleep(deadline).await
 }
 
 #[cfg(test)]
@@ -66,7 +79,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     #[tokio::test]
     async fn wakes_at_a_wall_clock_deadline() {

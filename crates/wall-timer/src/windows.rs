@@ -12,12 +12,12 @@
 use std::io;
 use std::ptr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, WAIT_FAILED};
 use windows_sys::Win32::System::Threading::{
-    CreateEventW, CreateWaitableTimerExW, INFINITE, SetEvent, SetWaitableTimer, TIMER_ALL_ACCESS,
-    WaitForMultipleObjects,
+    CreateEventW, CreateWaitableTimerExW, INFINITE, SYNCHRONIZATION_SYNCHRONIZE, SetEvent,
+    SetWaitableTimer, TIMER_MODIFY_STATE, WaitForMultipleObjects,
 };
 
 /// 100 ns intervals from 1601-01-01 to 1970-01-01, both UTC.
@@ -62,20 +62,26 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The deadline as a FILETIME due time (positive: absolute), clamped to what fits.
-fn due_time(deadline: SystemTime) -> i64 {
-    let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let ticks = i64::try_from(since_epoch.as_nanos() / 100).unwrap_or(i64::MAX);
+/// A time since the Unix epoch as a FILETIME due time (positive: absolute), rounded up
+/// (never a wake before the deadline) and clamped to what fits.
+fn due_time(since_epoch: Duration) -> i64 {
+    let ticks = i64::try_from(since_epoch.as_nanos().div_ceil(100)).unwrap_or(i64::MAX);
     UNIX_EPOCH_AS_FILETIME.saturating_add(ticks)
 }
 
 pub(crate) async fn sleep_until(deadline: SystemTime) -> io::Result<()> {
     // SAFETY: null security attributes (the default) and a null name (unnamed) are
-    // allowed; flags 0 makes a synchronisation (auto-reset) timer; no pointer is kept.
+    // allowed; flags 0 makes a synchronisation (auto-reset) timer; the rights are to set
+    // it and to wait on it; no pointer is kept.
     let timer = Handle::owned(unsafe {
-        CreateWaitableTimerExW(ptr::null(), ptr::null(), 0, TIMER_ALL_ACCESS)
+        CreateWaitableTimerExW(
+            ptr::null(),
+            ptr::null(),
+            0,
+            TIMER_MODIFY_STATE | SYNCHRONIZATION_SYNCHRONIZE,
+        )
     })?;
-    let due = due_time(deadline);
+    let due = due_time(deadline.duration_since(UNIX_EPOCH).unwrap_or_default());
     // SAFETY: `timer` is an open timer handle with TIMER_MODIFY_STATE; `&due` points to a
     // live i64 for the duration of the call (the API copies it); no period, no completion
     // routine and so no argument for one; FALSE: do not wake the machine.
@@ -114,15 +120,19 @@ pub(crate) async fn sleep_until(deadline: SystemTime) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn due_times_are_filetimes() {
-        assert_eq!(due_time(UNIX_EPOCH), UNIX_EPOCH_AS_FILETIME);
+        assert_eq!(due_time(Duration::ZERO), UNIX_EPOCH_AS_FILETIME);
         assert_eq!(
-            due_time(UNIX_EPOCH + Duration::from_secs(1)),
+            due_time(Duration::from_secs(1)),
             UNIX_EPOCH_AS_FILETIME + 10_000_000
         );
-        assert_eq!(due_time(UNIX_EPOCH + Duration::MAX), i64::MAX);
+        // Rounded up: a wake is never before the deadline.
+        assert_eq!(
+            due_time(Duration::from_nanos(1)),
+            UNIX_EPOCH_AS_FILETIME + 1
+        );
+        assert_eq!(due_time(Duration::MAX), i64::MAX);
     }
 }

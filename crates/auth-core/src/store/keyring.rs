@@ -13,17 +13,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use super::{ChunkedStore, SecretStore, StoreError};
 
 /// The operating system's credential store, through `keyring-core`.
 ///
 /// Entries are `(service, key)` pairs; the platform store is opened on first use (on the
-/// blocking pool), so constructing this never blocks and never fails.
+/// blocking pool), so constructing this never blocks and never fails. A store that could
+/// not be opened is tried again at the next call (a keyring that was locked or not yet
+/// started may be there by then).
 pub struct KeyringStore {
     service: String,
-    store: OnceLock<Result<Arc<keyring_core::CredentialStore>, StoreError>>,
+    store: Mutex<Option<Arc<keyring_core::CredentialStore>>>,
 }
 
 impl fmt::Debug for KeyringStore {
@@ -38,7 +40,7 @@ impl KeyringStore {
     pub fn new(service: impl Into<String>) -> Self {
         Self {
             service: service.into(),
-            store: OnceLock::new(),
+            store: Mutex::new(None),
         }
     }
 
@@ -53,7 +55,13 @@ impl KeyringStore {
     }
 
     fn platform_store(&self) -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
-        self.store.get_or_init(platform::open).clone()
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = store.as_ref() {
+            return Ok(open.clone());
+        }
+        let open = platform::open()?;
+        *store = Some(open.clone());
+        Ok(open)
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
@@ -118,7 +126,9 @@ mod platform {
 /// the `ndk-context` crate, which Tauri's runtime (tao) sets to the application context
 /// when the activity is created — before the engine first opens the store. Should that
 /// ever not have happened, the crate panics; the panic is caught here and becomes an
-/// `Unavailable` error, as any other store that cannot be opened.
+/// `Unavailable` error, as any other store that cannot be opened. (That panic happens
+/// under the crate's own lock of its stores, which it leaves poisoned: later attempts in
+/// the same process fail the same way, and the app must be started again.)
 #[cfg(target_os = "android")]
 mod platform {
     use super::*;

@@ -779,6 +779,63 @@ async fn a_corrupt_stored_session_is_reported_and_removed() {
     assert!(store.dump().is_empty());
 }
 
+/// What a store says of a value it can no longer decrypt (Android: a SharedPreferences
+/// file restored onto a new phone, whose Keystore key did not come with it): the store
+/// itself answers `Corrupt`, until the value is deleted.
+#[tokio::test]
+async fn a_value_the_store_cannot_decrypt_is_removed_and_the_user_signed_out() {
+    use auth_core::SecretStore as _;
+    #[derive(Debug, Default)]
+    struct Undecryptable {
+        mem: MemoryStore,
+    }
+    impl auth_core::SecretStore for Undecryptable {
+        fn load(&self, key: &str) -> Result<Option<Vec<u8>>, auth_core::StoreError> {
+            match self.mem.load(key)? {
+                Some(v) if v == b"sealed with a key this device lacks" => Err(
+                    auth_core::StoreError::Corrupt("the value cannot be decrypted".into()),
+                ),
+                other => Ok(other),
+            }
+        }
+        fn save(&self, key: &str, value: &[u8]) -> Result<(), auth_core::StoreError> {
+            self.mem.save(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), auth_core::StoreError> {
+            self.mem.delete(key)
+        }
+    }
+    let env = Env::start().await;
+    env.create_user("restored@example.com").await;
+    let store = Arc::new(Undecryptable::default());
+    let key = format!("default@{}.session", env.config().issuer());
+    store
+        .mem
+        .save(&key, b"sealed with a key this device lacks")
+        .unwrap();
+    let client = AuthClient::new(env.config(), store.clone()).unwrap();
+    let mut events = Events(client.subscribe());
+    let err = client.start().await.unwrap_err();
+    assert_eq!(err.code(), "storage_corrupt");
+    assert_eq!(
+        events
+            .expect(AuthEvent::AuthError)
+            .await
+            .error
+            .unwrap()
+            .code,
+        "storage_corrupt"
+    );
+    assert_eq!(events.expect(AuthEvent::InitialSession).await.session, None);
+    assert!(store.mem.dump().is_empty(), "the unreadable value is gone");
+    // The user signs in again on this device, and that session is kept.
+    client
+        .sign_in_with_password("restored@example.com", &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    assert!(store.mem.load(&key).unwrap().is_some());
+}
+
 #[tokio::test]
 async fn session_timebox_ends_with_reason_expired() {
     let env = Env::with(gotrue_emulator::Config {

@@ -756,6 +756,17 @@ async fn secrets_never_reach_events_debug_or_errors() {
     }
 }
 
+/// The start fails with `storage_corrupt`, reported as an `AUTH_ERROR` event, and the
+/// session restored at start is none.
+async fn starts_signed_out_reporting_corruption(client: &AuthClient) {
+    let mut events = Events(client.subscribe());
+    let err = client.start().await.unwrap_err();
+    assert_eq!(err.code(), "storage_corrupt");
+    let reported = events.expect(AuthEvent::AuthError).await.error.unwrap();
+    assert_eq!(reported.code, "storage_corrupt");
+    assert_eq!(events.expect(AuthEvent::InitialSession).await.session, None);
+}
+
 #[tokio::test]
 async fn a_corrupt_stored_session_is_reported_and_removed() {
     let env = Env::start().await;
@@ -763,19 +774,7 @@ async fn a_corrupt_stored_session_is_reported_and_removed() {
     let key = format!("default@{}.session", env.config().issuer());
     auth_core::SecretStore::save(store.as_ref(), &key, b"{not json").unwrap();
     let client = AuthClient::new(env.config(), store.clone()).unwrap();
-    let mut events = Events(client.subscribe());
-    let err = client.start().await.unwrap_err();
-    assert_eq!(err.code(), "storage_corrupt");
-    assert_eq!(
-        events
-            .expect(AuthEvent::AuthError)
-            .await
-            .error
-            .unwrap()
-            .code,
-        "storage_corrupt"
-    );
-    assert_eq!(events.expect(AuthEvent::InitialSession).await.session, None);
+    starts_signed_out_reporting_corruption(&client).await;
     assert!(store.dump().is_empty());
 }
 
@@ -814,19 +813,7 @@ async fn a_value_the_store_cannot_decrypt_is_removed_and_the_user_signed_out() {
         .save(&key, b"sealed with a key this device lacks")
         .unwrap();
     let client = AuthClient::new(env.config(), store.clone()).unwrap();
-    let mut events = Events(client.subscribe());
-    let err = client.start().await.unwrap_err();
-    assert_eq!(err.code(), "storage_corrupt");
-    assert_eq!(
-        events
-            .expect(AuthEvent::AuthError)
-            .await
-            .error
-            .unwrap()
-            .code,
-        "storage_corrupt"
-    );
-    assert_eq!(events.expect(AuthEvent::InitialSession).await.session, None);
+    starts_signed_out_reporting_corruption(&client).await;
     assert!(store.mem.dump().is_empty(), "the unreadable value is gone");
     // The user signs in again on this device, and that session is kept.
     client

@@ -61,17 +61,14 @@ impl Clock for SystemClock {
 
     fn sleep_until(&self, deadline: SystemTime) -> Sleep {
         Box::pin(async move {
-            let remaining = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            if remaining.is_zero() {
-                return;
-            }
             if let Err(e) = wall_timer::sleep_until(deadline).await {
                 // No wall-clock timer (an unknown platform, or the OS refused one): a
-                // monotonic sleep, which does not count suspended time — the app's
-                // focus and resume events make the engine look again.
+                // monotonic sleep for what is left, which does not count suspended time —
+                // the app's focus and resume events make the engine look again.
                 tracing::debug!(error = %e, "no wall-clock timer; sleeping on the monotonic clock");
+                let remaining = deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
                 tokio::time::sleep(remaining).await;
             }
         })

@@ -280,12 +280,14 @@ impl<R: Runtime> Builder<R> {
                 Ok(())
             })
             .on_event(|app, event| match event {
+                #[cfg(desktop)]
                 RunEvent::WindowEvent {
                     event: WindowEvent::Focused(true),
                     ..
                 } => on_focus(app),
-                // A phone has no window focus to speak of: coming back to the foreground
-                // (Android `onResume`, iOS `willEnterForeground`) is the same moment.
+                // On a phone, coming back to the foreground (Android `onResume`, iOS
+                // `willEnterForeground`) is that moment. (The runtime sends a focus event
+                // then too; taking only this one checks once.)
                 #[cfg(mobile)]
                 RunEvent::WindowEvent {
                     event: WindowEvent::Resumed,

@@ -65,7 +65,7 @@ impl KeyringStore {
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, StoreError> {
-        let modifiers: HashMap<&str, &str> = platform::ENTRY_MODIFIERS.iter().copied().collect();
+        let modifiers: HashMap<&str, &str> = ENTRY_MODIFIERS.iter().copied().collect();
         self.platform_store()?
             .build(
                 &self.service,
@@ -76,11 +76,17 @@ impl KeyringStore {
     }
 }
 
+/// How each entry is made: on iOS, readable after the first unlock and never leaving the
+/// device; elsewhere the store's defaults (Android's store accepts no modifiers at all).
+const ENTRY_MODIFIERS: &[(&str, &str)] = if cfg!(target_os = "ios") {
+    &[("access-policy", "after-first-unlock-this-device-only")]
+} else {
+    &[]
+};
+
 #[cfg(target_os = "linux")]
 mod platform {
     use super::*;
-
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] = &[];
 
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         let store = zbus_secret_service_keyring_store::Store::new()
@@ -94,8 +100,6 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] = &[];
-
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         let store = apple_native_keyring_store::keychain::Store::new()
             .map_err(|e| StoreError::Unavailable(format!("Keychain: {e}")))?;
@@ -106,13 +110,11 @@ mod platform {
 /// The data-protection keychain, in the app's own access group (its App ID: no
 /// entitlement beyond the default). Items are readable after the first unlock since boot
 /// — a refresh can run while the phone is locked in a pocket — and never leave the
-/// device: not synced to iCloud, not restored onto another phone from a backup.
+/// device: not synced to iCloud, not restored onto another phone from a backup
+/// (`ENTRY_MODIFIERS`).
 #[cfg(target_os = "ios")]
 mod platform {
     use super::*;
-
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] =
-        &[("access-policy", "after-first-unlock-this-device-only")];
 
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         let store = apple_native_keyring_store::protected::Store::new()
@@ -133,8 +135,6 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] = &[];
-
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         let config = HashMap::from([("name", "tessera")]);
         let opened = std::panic::catch_unwind(|| {
@@ -153,8 +153,6 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] = &[];
-
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         let store = windows_native_keyring_store::Store::new()
             .map_err(|e| StoreError::Unavailable(format!("Credential Manager: {e}")))?;
@@ -171,8 +169,6 @@ mod platform {
 )))]
 mod platform {
     use super::*;
-
-    pub(super) const ENTRY_MODIFIERS: &[(&str, &str)] = &[];
 
     pub(super) fn open() -> Result<Arc<keyring_core::CredentialStore>, StoreError> {
         Err(StoreError::Unavailable(

@@ -10,7 +10,26 @@
 -- Run it once per project: `supabase db push`, or paste it into the SQL editor.
 --
 -- Both are SECURITY DEFINER (the `auth` schema is not readable by `authenticated`), with an
--- empty search_path so that nothing a user creates can shadow what they call.
+-- empty search_path so that nothing a user creates can shadow what they call. They run as
+-- the role that runs this migration, which must see every row of auth.sessions: GoTrue
+-- turns on row-level security there. On Supabase that is `postgres` (BYPASSRLS); a role
+-- that neither owns the table nor bypasses RLS would see no session and revoke none,
+-- silently — so this migration refuses to run as one.
+
+do $$
+declare
+  me oid := (select oid from pg_roles where rolname = current_user);
+  t record;
+begin
+  select relowner, relrowsecurity, relforcerowsecurity into t
+  from pg_class where oid = 'auth.sessions'::regclass;
+  if t.relrowsecurity
+     and not (select rolbypassrls or rolsuper from pg_roles where oid = me)
+     and (t.relowner <> me or t.relforcerowsecurity) then
+    raise exception 'Tessera "Your devices": % cannot see past the row-level security of auth.sessions', current_user
+      using hint = 'run this migration as a role with BYPASSRLS (on Supabase: postgres, which `supabase db push` and the SQL editor use)';
+  end if;
+end $$;
 
 create or replace function public.tessera_list_sessions()
 returns table (

@@ -1,5 +1,8 @@
 -- The "Your devices" functions as PostgREST calls them: `set role authenticated` and the
 -- JWT's claims in request.jwt.claims. Any failed assertion aborts (psql ON_ERROR_STOP).
+-- The rows are GoTrue's to write (the tables have RLS on).
+reset role;
+set role supabase_auth_admin;
 insert into auth.users values
   ('00000000-0000-0000-0000-00000000000a'), ('00000000-0000-0000-0000-00000000000b');
 insert into auth.sessions (id, user_id, created_at, updated_at, refreshed_at, aal, user_agent, ip) values
@@ -8,6 +11,14 @@ insert into auth.sessions (id, user_id, created_at, updated_at, refreshed_at, aa
   ('20000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000b', now(), now(), null, 'aal1', null, null);
 insert into auth.refresh_tokens (token, user_id, revoked, session_id) values
   ('aaaaaaaaaaaa', '00000000-0000-0000-0000-00000000000a', false, '10000000-0000-0000-0000-000000000002');
+reset role;
+do $$
+begin
+  assert (select relrowsecurity from pg_class where oid = 'auth.sessions'::regclass),
+    'auth.sessions has row-level security on, as GoTrue sets it';
+  assert (select pg_get_userbyid(proowner) from pg_proc where proname = 'tessera_list_sessions')
+    = 'project_postgres', 'the functions belong to the role that ran the migration';
+end $$;
 
 -- User a, on session 1.
 set role authenticated;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::es256::Es256Key;
+use crate::mail::templates::MailTemplates;
 
 /// The JWT secret of Supabase's local stack (and of its well-known demo keys).
 pub const DEFAULT_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
@@ -110,6 +111,10 @@ pub struct Config {
     /// An email change is confirmed from both addresses (a mail to each; GoTrue's
     /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED`); when off, from the new one only.
     pub secure_email_change: bool,
+    /// A password change needs the nonce `/reauthenticate` mails, when the session is more
+    /// than 24 hours old (GoTrue's `GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`,
+    /// off by default: then a nonce is ignored).
+    pub update_password_require_reauthentication: bool,
     /// Refuse all new sign-ups.
     pub disable_signup: bool,
     /// Allow `POST /signup` without email or phone.
@@ -132,6 +137,8 @@ pub struct Config {
     pub flow_state_expiry: Duration,
     /// How long an emailed code or link stays valid.
     pub otp_exp: Duration,
+    /// The mail templates (GoTrue's stock ones by default: links, no codes).
+    pub mail_templates: MailTemplates,
     /// Minimum time between two mails of one kind to one user.
     pub smtp_max_frequency: Duration,
     /// How long an MFA challenge stays valid.
@@ -158,6 +165,7 @@ impl Default for Config {
             refresh_token_reuse_interval: Duration::from_secs(10),
             autoconfirm: true,
             secure_email_change: true,
+            update_password_require_reauthentication: false,
             disable_signup: false,
             anonymous_users: true,
             external_url: None,
@@ -173,6 +181,7 @@ impl Default for Config {
             sessions_inactivity_timeout: None,
             flow_state_expiry: Duration::from_secs(300),
             otp_exp: Duration::from_secs(86_400),
+            mail_templates: MailTemplates::gotrue_defaults(),
             smtp_max_frequency: Duration::from_secs(1),
             mfa_challenge_expiry: Duration::from_secs(300),
         }

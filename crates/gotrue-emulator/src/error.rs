@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -186,18 +186,20 @@ pub async fn versioned_errors(request: Request, next: Next) -> Response {
     }
 }
 
-/// Fallback for unknown routes, as GoTrue's router answers them.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "Not Found")
+/// Fallback for unknown routes, as GoTrue's router (chi) answers them: plain text, no
+/// error code.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
 }
 
-/// Answer for a known route called with the wrong method.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "Method Not Allowed",
-    )
+/// Answer for a known route called with the wrong method: chi's bare 405, no body.
+pub async fn method_not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
 }
 
 #[cfg(test)]

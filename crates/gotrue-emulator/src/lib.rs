@@ -44,4 +44,6 @@ pub use config::{
 pub use db::MailRow as Mail;
 pub use duration::parse_go_duration;
 pub use es256::Es256Key;
+pub use mail::template::{Template, TemplateError, links as mail_links};
+pub use mail::templates::{MailTemplate, MailTemplates};
 pub use server::{AdminError, Emulator, EmulatorHandle, NewUser, StartError};

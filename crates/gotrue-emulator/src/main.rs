@@ -115,6 +115,9 @@ struct Args {
     /// How long an emailed code or link stays valid, in seconds.
     #[arg(long, env = "GOTRUE_MAILER_OTP_EXP", default_value_t = 86_400)]
     otp_exp: u64,
+    /// A password change in a session older than 24 hours needs the reauthentication nonce.
+    #[arg(long, env = "GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION", default_value_t = false, action = ArgAction::Set)]
+    update_password_require_reauthentication: bool,
     /// Minimum time between two mails of one kind to one address (Go duration).
     #[arg(long, env = "GOTRUE_SMTP_MAX_FREQUENCY", default_value = "1s", value_parser = duration)]
     smtp_max_frequency: Duration,
@@ -164,6 +167,7 @@ impl Args {
             refresh_token_reuse_interval: Duration::from_secs(self.refresh_token_reuse_interval),
             autoconfirm: self.autoconfirm && !self.no_autoconfirm,
             secure_email_change: self.secure_email_change,
+            update_password_require_reauthentication: self.update_password_require_reauthentication,
             disable_signup: self.disable_signup,
             anonymous_users: self.anonymous_users,
             external_url: self.external_url.filter(|s| !s.is_empty()),

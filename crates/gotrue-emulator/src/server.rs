@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiVersion};
 use crate::es256::Es256Key;
 use crate::faults::{Action, Faults};
 use crate::jwt::Keys;
+use crate::mail::templates::ParsedTemplates;
 
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ impl Emulator {
             }
             None => url.clone(),
         };
+        let templates = ParsedTemplates::parse(&config.mail_templates)
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let signing_key = match &config.jwt_signing {
             JwtSigning::Hs256 => None,
             JwtSigning::Es256(Some(key)) => Some(key.clone()),
@@ -96,6 +99,7 @@ impl Emulator {
             issued: Default::default(),
             keys,
             external_url,
+            templates,
             stats: api::Stats::default(),
             storage: Default::default(),
             allowed_hosts: vec![

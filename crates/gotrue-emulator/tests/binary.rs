@@ -181,9 +181,10 @@ async fn logs_never_contain_passwords_or_tokens() {
         password.to_owned(),
         "Wrong-Pass-99".to_owned(),
         "123456789012".to_owned(),
-        mail[0]["otp"].as_str().unwrap().to_owned(),
         mail[0]["token_hash"].as_str().unwrap().to_owned(),
     ];
+    // The stock template shows no code; the mailbox reports one only when it is shown.
+    secrets.extend(mail[0]["otp"].as_str().map(str::to_owned));
     for session in [&s, &s2, &r] {
         secrets.push(session["access_token"].as_str().unwrap().to_owned());
         secrets.push(session["refresh_token"].as_str().unwrap().to_owned());

@@ -6,7 +6,7 @@
 
 mod support;
 
-use gotrue_emulator::Config;
+use gotrue_emulator::{Config, MailTemplates};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
@@ -14,10 +14,12 @@ use support::*;
 const ACCEPTED: &str =
     "Confirmation link accepted. Please proceed to confirm link sent to the other email";
 
-/// A server with confirmations on, and a signed-in, confirmed user `old@example.com`.
+/// A server with confirmations on and templates that show the codes, and a signed-in,
+/// confirmed user `old@example.com`.
 async fn signed_in(config: Config) -> (Env, Value) {
     let env = Env::with(Config {
         autoconfirm: false,
+        mail_templates: MailTemplates::with_codes(),
         ..config
     })
     .await;

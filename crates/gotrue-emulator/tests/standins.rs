@@ -1,6 +1,7 @@
 //! The Edge Function (`/functions/v1/whoami`) and Storage (`/storage/v1/object/…`)
 //! stand-ins a data proxy talks to: JWT checks as the real services make them, owner-only
-//! objects, byte ranges. (Their absence in embedded mode is in `embedded.rs`.)
+//! objects, byte ranges; and PostgREST's RPC for Tessera's "Your devices" functions.
+//! (Their absence in embedded mode is in `embedded.rs`.)
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -93,6 +94,46 @@ async fn whoami_refuses_like_the_functions_gateway() {
     assert_eq!(reply.json, json!({"code": 401, "message": "JWT expired"}));
     assert!(reply.text.contains("JWT expired"));
     assert_eq!(function_calls(&env).await, 0);
+}
+
+/// Supabase's new keys are not JWTs. The gateway swaps `Bearer sb_publishable_…` for the
+/// anon JWT on REST, Storage and GraphQL, not on Edge Functions: behind `verify_jwt` it is
+/// refused as a malformed JWT (hosted: supabase/supabase#45993), and a function meant for
+/// signed-out callers turns `verify_jwt` off and reads `apikey` itself.
+#[tokio::test]
+async fn a_publishable_key_is_an_api_key_not_a_bearer() {
+    let env = Env::start().await;
+    let key = env.emu.publishable_key().unwrap().to_owned();
+    let reply = whoami(&env, Method::GET, Some(&key)).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.json,
+        json!({"code": "UNAUTHORIZED_INVALID_JWT_FORMAT", "message": "Invalid JWT"})
+    );
+    let hello = |apikey: &str| {
+        env.http
+            .post(env.url("/functions/v1/hello"))
+            .header("apikey", apikey)
+            .send()
+    };
+    let reply = Reply::read(hello(&key).await.unwrap()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json, json!({"hello": "anon"}));
+    let reply = Reply::read(hello("sb_publishable_not-this-projects").await.unwrap()).await;
+    assert_eq!(reply.status, 401);
+    // REST with the key in `apikey` only, or as the bearer too: the anon role.
+    for bearer in [None, Some(key.as_str())] {
+        let mut req = env
+            .http
+            .post(env.url("/rest/v1/rpc/tessera_list_sessions"))
+            .header("apikey", &key)
+            .json(&json!({}));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let reply = Reply::read(req.send().await.unwrap()).await;
+        assert_eq!(reply.json["code"], "42501", "{}", reply.text);
+    }
 }
 
 #[tokio::test]
@@ -319,4 +360,144 @@ async fn storage_takes_bodies_beyond_the_default_limit() {
     let (status, _, bytes) = download(&env, OBJECT, &token, None).await;
     assert_eq!(status, 200);
     assert!(bytes == big);
+}
+
+// ------------------------------------------------------------------ PostgREST RPC (Your devices)
+
+#[tokio::test]
+async fn rpc_lists_and_revokes_only_the_callers_sessions() {
+    let env = Env::start().await;
+    let laptop = env.sign_up("devices@example.com").await;
+    let phone = env.sign_in("devices@example.com").await;
+    let other = env.sign_up("someone-else@example.com").await;
+    let list = |token: String| {
+        let env = &env;
+        async move {
+            env.post_auth(
+                "/rest/v1/rpc/tessera_list_sessions",
+                &token,
+                Some(json!({})),
+            )
+            .await
+        }
+    };
+
+    let rows = list(access(&laptop)).await;
+    let rows = rows.assert_ok().as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "only this user's sessions: {rows:?}");
+    let laptop_sid = claims(&access(&laptop))["session_id"].clone();
+    let phone_sid = claims(&access(&phone))["session_id"].clone();
+    let current: Vec<_> = rows.iter().filter(|r| r["is_current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], laptop_sid);
+    for key in [
+        "created_at",
+        "updated_at",
+        "refreshed_at",
+        "user_agent",
+        "ip",
+        "aal",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} in {:?}", rows[0]);
+    }
+    assert!(rows[0]["created_at"].as_str().unwrap().ends_with("+00:00"));
+
+    // Someone else's session cannot be revoked (false), and stays.
+    let other_sid = claims(&access(&other))["session_id"].clone();
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&laptop),
+            Some(json!({"session_id": other_sid})),
+        )
+        .await;
+    assert_eq!(r.assert_ok(), &json!(false));
+    env.get("/user", Some(&access(&other))).await.assert_ok();
+
+    // One's own other device: true, and that session is gone for GoTrue at once.
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&laptop),
+            Some(json!({"session_id": phone_sid})),
+        )
+        .await;
+    assert_eq!(r.assert_ok(), &json!(true));
+    env.get("/user", Some(&access(&phone)))
+        .await
+        .assert_error(403, "session_not_found");
+    env.refresh(&refresh_token(&phone))
+        .await
+        .assert_error(400, "refresh_token_not_found");
+    assert_eq!(
+        list(access(&laptop)).await.json.as_array().unwrap().len(),
+        1
+    );
+
+    // PostgREST checks only the JWT: the revoked phone's token still lists (nothing current).
+    let rows = list(access(&phone)).await;
+    let rows = rows.assert_ok().as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["is_current"], false);
+}
+
+#[tokio::test]
+async fn rpc_refuses_like_postgrest() {
+    let env = Env::start().await;
+    let s = env.sign_up("rpc-errors@example.com").await;
+    let pg = |r: &Reply, status: u16, code: &str| {
+        assert_eq!(r.status.as_u16(), status, "{}", r.text);
+        assert_eq!(r.json["code"], code, "{}", r.text);
+        assert!(r.json["message"].is_string() && r.json.get("hint").is_some());
+    };
+    let anon = env.emu.anon_key().to_owned();
+    let r = env
+        .post_auth("/rest/v1/rpc/tessera_list_sessions", &anon, Some(json!({})))
+        .await;
+    pg(&r, 401, "42501");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&s),
+            Some(json!({"session_id": "not-a-uuid"})),
+        )
+        .await;
+    pg(&r, 400, "22P02");
+    let r = env
+        .post_auth("/rest/v1/rpc/tessera_nothing", &access(&s), Some(json!({})))
+        .await;
+    pg(&r, 404, "PGRST202");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_revoke_session",
+            &access(&s),
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 404, "PGRST202");
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_list_sessions",
+            "not.a.jwt",
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 401, "PGRST301");
+    let no_key = reqwest::Client::new()
+        .post(env.url("/rest/v1/rpc/tessera_list_sessions"))
+        .bearer_auth(access(&s))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status().as_u16(), 401);
+    env.advance(7200).await;
+    let r = env
+        .post_auth(
+            "/rest/v1/rpc/tessera_list_sessions",
+            &access(&s),
+            Some(json!({})),
+        )
+        .await;
+    pg(&r, 401, "PGRST303");
 }

@@ -45,9 +45,10 @@ pub async fn list_users(
         .filter(|p| *p >= 1)
         .unwrap_or(50)
         .min(1000);
+    let filter = query.get("filter").map(String::as_str).unwrap_or_default();
     let conn = state.db.lock();
-    let total = UserRow::count(&conn)?;
-    let users = UserRow::list(&conn, per_page, (page - 1) * per_page)?
+    let total = UserRow::count(&conn, filter)?;
+    let users = UserRow::list(&conn, filter, per_page, (page - 1) * per_page)?
         .iter()
         .map(|u| models::user_json(&conn, u))
         .collect::<Result<Vec<_>, _>>()?;
@@ -172,7 +173,13 @@ pub(crate) async fn insert_user(
     if params.email_confirm == Some(true) {
         confirm_email(&conn, &mut user, now)?;
     }
-    Ok(models::user_json(&conn, &user)?)
+    let mut body = models::user_json(&conn, &user)?;
+    // GoTrue answers with the user as made in memory, without the `confirmed_at` that the
+    // database computes.
+    if let Some(map) = body.as_object_mut() {
+        map.remove("confirmed_at");
+    }
+    Ok(body)
 }
 
 pub async fn get_user(
@@ -286,11 +293,10 @@ pub async fn generate_link(
 ) -> Result<Json<Value>, ApiError> {
     let kind = params.kind.clone().unwrap_or_default();
     let email = validate_email(params.email.as_deref().unwrap_or_default())?;
-    let requested = params
-        .redirect_to
-        .clone()
-        .or_else(|| super::requested_redirect(&headers, &query));
-    let redirect_to = redirect::resolve(&state.config, requested.as_deref());
+    let redirect_to = match params.redirect_to.as_deref().filter(|r| !r.is_empty()) {
+        Some(requested) => redirect::resolve(&state.config, Some(requested), None),
+        None => redirect::for_request(&state.config, &headers, &query),
+    };
     let hash = optional_password_hash(&state, params.password.clone()).await?;
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;

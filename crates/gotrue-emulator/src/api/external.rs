@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::verify::{error_redirect, with_fragment, with_query};
-use super::{AppState, Client, new_flow_state, pkce_params, requested_redirect, start_session};
+use super::verify::{with_fragment, with_query};
+use super::{AppState, Client, new_flow_state, pkce_params, start_session};
 use crate::config::OAUTH_PROVIDERS;
 use crate::db::{FlowStateRow, IdentityRow, OAuthGrantRow, UserRow};
 use crate::error::ApiError;
@@ -53,10 +53,7 @@ pub async fn authorize(
         query.get("code_challenge").map(String::as_str),
         query.get("code_challenge_method").map(String::as_str),
     )?;
-    let redirect_to = redirect::resolve(
-        &state.config,
-        requested_redirect(&headers, &query).as_deref(),
-    );
+    let redirect_to = redirect::for_request(&state.config, &headers, &query);
     let flow = {
         let conn = state.db.lock();
         // The implicit flow keeps a flow state too (no challenge), as GoTrue does.
@@ -105,43 +102,112 @@ pub async fn callback_post(
     callback(&state, &client, &params)
 }
 
+/// GoTrue's `loadExternalState`: the flow state the OAuth `state` names, if it is usable.
+fn load_flow_state(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<FlowStateRow, ApiError> {
+    let flow_id = params.get("state").map(String::as_str).unwrap_or_default();
+    if flow_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_oauth_callback",
+            "OAuth state parameter missing",
+        ));
+    }
+    if uuid::Uuid::parse_str(flow_id).is_err() {
+        return Err(ApiError::bad_request(
+            "bad_oauth_state",
+            "OAuth state parameter is invalid",
+        ));
+    }
+    let flow = FlowStateRow::find(&state.db.lock(), flow_id)?.ok_or_else(|| {
+        ApiError::bad_request("bad_oauth_state", "OAuth state not found or expired")
+    })?;
+    if flow.is_expired(state.flow_state_expiry(), state.now()) {
+        return Err(ApiError::bad_request(
+            "bad_oauth_state",
+            "OAuth state has expired",
+        ));
+    }
+    if !flow.code_challenge.is_empty() && flow.user_id.is_some() {
+        return Err(ApiError::bad_request(
+            "flow_state_already_used",
+            "State has already been used",
+        ));
+    }
+    Ok(flow)
+}
+
+/// Where GoTrue sends the browser when the OAuth state is missing, unknown, expired or used
+/// (`loadFlowState`): to the **site URL**, not the app, with the error in the query (303).
+fn site_url_error(state: &AppState, err: &ApiError) -> Response {
+    let class = oauth_error_class(err);
+    let location = with_query(
+        &state.config.site_url,
+        &[
+            ("error", class),
+            ("error_code", &err.code),
+            ("error_description", &err.msg),
+        ],
+    );
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// GoTrue's `getErrorQueryString`: `access_denied` for a refused sign-up or a banned
+/// user, else `oauthErrorMap`, else `server_error`.
+fn oauth_error_class(err: &ApiError) -> &'static str {
+    if matches!(&*err.code, "signup_disabled" | "user_banned") {
+        return "access_denied";
+    }
+    super::verify::oauth_error_class(err.status.as_u16()).unwrap_or("server_error")
+}
+
+/// GoTrue's `redirectErrors` for the callback: the error in the query and in the fragment
+/// (with `sb`), 302. A provider's own refusal (`?error=access_denied`) carries no
+/// `error_code`.
+fn callback_error(target: &str, error: &str, description: &str, code: Option<&str>) -> Response {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(code) = code {
+        pairs.push(("error_code", code));
+    }
+    let with_q = with_query(target, &pairs);
+    pairs.push(("sb", ""));
+    found(&with_fragment(&with_q, &pairs))
+}
+
 /// The provider came back: find or create the user, then either hand out an auth code
 /// (PKCE) or tokens in the fragment (implicit).
 fn callback(state: &AppState, client: &Client, params: &HashMap<String, String>) -> Response {
-    let flow_id = params.get("state").cloned().unwrap_or_default();
-    let flow = {
-        let conn = state.db.lock();
-        FlowStateRow::find(&conn, &flow_id)
-    };
-    let flow = match flow {
-        Ok(Some(flow)) => flow,
-        Ok(None) => {
-            return ApiError::bad_request("bad_oauth_state", "OAuth state parameter is invalid")
-                .into_response();
-        }
-        Err(err) => return ApiError::from(err).into_response(),
+    let flow = match load_flow_state(state, params) {
+        Ok(flow) => flow,
+        Err(err) => return site_url_error(state, &err),
     };
     let target = flow
         .redirect_to
         .clone()
         .unwrap_or_else(|| state.config.site_url.clone());
-    let pkce = !flow.code_challenge.is_empty();
-    if let Some(error) = params.get("error") {
+    if let Some(error) = params.get("error").filter(|e| !e.is_empty()) {
         let description = params
             .get("error_description")
-            .cloned()
-            .unwrap_or_else(|| error.clone());
-        let err = ApiError::forbidden("bad_oauth_callback", description);
-        return found(&error_redirect(&target, &err, pkce));
+            .map(String::as_str)
+            .unwrap_or_default();
+        return callback_error(&target, error, description, None);
     }
-    match finish(
-        state,
-        client,
-        &flow,
-        params.get("code").map(String::as_str).unwrap_or_default(),
-    ) {
+    let code = params.get("code").map(String::as_str).unwrap_or_default();
+    if code.is_empty() {
+        let err = ApiError::bad_request(
+            "bad_oauth_callback",
+            "OAuth callback with missing authorization code missing",
+        );
+        return callback_error(&target, oauth_error_class(&err), &err.msg, Some(&err.code));
+    }
+    match finish(state, client, &flow, code) {
         Ok(location) => found(&location),
-        Err(err) => found(&error_redirect(&target, &err, pkce)),
+        Err(err) => callback_error(&target, oauth_error_class(&err), &err.msg, Some(&err.code)),
     }
 }
 

@@ -160,12 +160,15 @@ impl FromRequestParts<AppState> for AuthUser {
             ));
         }
         let conn = state.db.lock();
-        let user = UserRow::find(&conn, &sub)?.ok_or_else(|| {
+        let user_not_found = || {
             ApiError::forbidden(
                 "user_not_found",
                 "User from sub claim in JWT does not exist",
             )
-        })?;
+        };
+        // GoTrue finds a soft-deleted user by id; it is the session check (its sessions
+        // went with the deletion) that refuses the token.
+        let user = UserRow::find_any(&conn, &sub)?.ok_or_else(user_not_found)?;
         let session = match claims.session_id.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(id) if id == uuid::Uuid::nil().to_string() => None,
@@ -184,6 +187,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 })?)
             }
         };
+        if user.deleted_at.is_some() {
+            return Err(user_not_found());
+        }
         if user.is_banned(state.now()) {
             return Err(ApiError::forbidden("user_banned", "User is banned"));
         }

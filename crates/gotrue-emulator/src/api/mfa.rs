@@ -57,6 +57,9 @@ pub struct EnrollParams {
     issuer: Option<String>,
 }
 
+/// GoTrue's `MFA.FactorExpiryDuration` default: an unverified factor lives 300 s.
+const FACTOR_EXPIRY_MICROS: i64 = 300_000_000;
+
 pub async fn enroll(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -84,23 +87,29 @@ pub async fn enroll(
         }
     }
     let conn = state.db.lock();
-    let factors = FactorRow::for_user(&conn, &auth.user.id)?;
-    let aal2 = auth.session.as_ref().is_some_and(|s| s.aal == "aal2");
-    if factors.iter().any(|f| f.status == "verified") && !aal2 {
-        return Err(ApiError::forbidden(
-            "insufficient_aal",
-            "AAL2 required to enroll a new factor",
-        ));
+    // GoTrue's `validateFactors`: unverified factors older than the factor expiry (300 s)
+    // are dropped first; then a name in use (the empty name too) is refused, then too many
+    // factors, then a verified factor without aal2.
+    let now = state.now();
+    for stale in FactorRow::for_user(&conn, &auth.user.id)?
+        .into_iter()
+        .filter(|f| {
+            f.status != "verified" && now > f.created_at.saturating_add(FACTOR_EXPIRY_MICROS)
+        })
+    {
+        FactorRow::delete(&conn, &stale.id)?;
     }
-    let friendly_name = params.friendly_name.filter(|n| !n.is_empty());
-    if let Some(name) = &friendly_name
-        && factors
-            .iter()
-            .any(|f| f.friendly_name.as_deref() == Some(name.as_str()))
+    let factors = FactorRow::for_user(&conn, &auth.user.id)?;
+    let friendly_name = params.friendly_name.unwrap_or_default();
+    if factors
+        .iter()
+        .any(|f| f.friendly_name.as_deref().unwrap_or_default() == friendly_name)
     {
         return Err(ApiError::unprocessable(
             "mfa_factor_name_conflict",
-            format!("A factor with the friendly name \"{name}\" for this user already exists"),
+            format!(
+                "A factor with the friendly name \"{friendly_name}\" for this user already exists"
+            ),
         ));
     }
     if factors.len() >= MAX_FACTORS {
@@ -109,6 +118,14 @@ pub async fn enroll(
             "Maximum number of verified factors reached, unenroll to continue",
         ));
     }
+    let aal2 = auth.session.as_ref().is_some_and(|s| s.aal == "aal2");
+    if factors.iter().any(|f| f.status == "verified") && !aal2 {
+        return Err(ApiError::forbidden(
+            "insufficient_aal",
+            "AAL2 required to enroll a new factor",
+        ));
+    }
+    let friendly_name = Some(friendly_name).filter(|n| !n.is_empty());
     let mut secret = [0u8; 20];
     rand::Rng::fill(&mut rand::rng(), &mut secret);
     let secret = data_encoding::BASE32_NOPAD.encode(&secret);
@@ -261,15 +278,14 @@ pub async fn verify(
     }
     session.aal = "aal2".into();
     session.factor_id = Some(factor.id.clone());
+    // The claims are kept oldest first (an updated claim moves to the end); the token
+    // orders them newest first.
     session.amr.retain(|a| a.method != "totp");
-    session.amr.insert(
-        0,
-        Amr {
-            method: "totp".into(),
-            timestamp: state.clock.now_secs(),
-            provider: None,
-        },
-    );
+    session.amr.push(Amr {
+        method: "totp".into(),
+        timestamp: state.clock.now_secs(),
+        provider: None,
+    });
     session.updated_at = now;
     session.save(&tx)?;
     // Every aal1 session of the user ends; this session gets a new refresh token.

@@ -53,6 +53,8 @@ pub struct Shared {
     pub keys: Keys,
     /// Base of links in mails and of OAuth redirects (no trailing slash).
     pub external_url: String,
+    /// The mail templates, parsed at start.
+    pub templates: crate::mail::templates::ParsedTemplates,
     /// Request counters for `GET /_emulator/stats`.
     pub stats: Stats,
     /// Every access and refresh token issued, for `GET /_emulator/issued-tokens` (the
@@ -105,6 +107,16 @@ impl Shared {
         self.clock.now_micros()
     }
 
+    /// `GOTRUE_EXTERNAL_FLOW_STATE_EXPIRY_DURATION` in microseconds; GoTrue raises anything
+    /// under its default of 300 s to 300 s.
+    pub fn flow_state_expiry(&self) -> i64 {
+        let expiry = self
+            .config
+            .flow_state_expiry
+            .max(std::time::Duration::from_secs(300));
+        i64::try_from(expiry.as_micros()).unwrap_or(i64::MAX)
+    }
+
     pub fn outgoing<'a>(
         &'a self,
         kind: MailKind,
@@ -114,6 +126,8 @@ impl Shared {
     ) -> Outgoing<'a> {
         Outgoing {
             external_url: &self.external_url,
+            site_url: &self.config.site_url,
+            templates: &self.templates,
             kind,
             to,
             redirect_to,
@@ -200,6 +214,10 @@ fn standin_routes() -> Router<AppState> {
         .route(
             "/functions/v1/whoami",
             get(functions::whoami).post(functions::whoami),
+        )
+        .route(
+            "/functions/v1/hello",
+            get(functions::hello).post(functions::hello),
         )
         .route(
             &format!("{object}/{{bucket}}/{{*path}}"),

@@ -9,10 +9,9 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::signup::{confirm_email, new_email_user};
+use super::signup::{confirm_email, signup_new_user};
 use super::{
-    AppState, AuthUser, Body, link_params, new_flow_state, requested_redirect, required_email,
-    validate_email,
+    AppState, AuthUser, Body, link_params, new_flow_state, required_email, validate_email,
 };
 use crate::db::UserRow;
 use crate::error::ApiError;
@@ -128,7 +127,7 @@ fn send_magic_link(
                 "Signups not allowed for this instance",
             ));
         }
-        None => new_email_user(state, &tx, email, None, data)?,
+        None => signup_new_user(state, &tx, email, None, data)?,
     };
     if user.is_banned(now) {
         return Err(ApiError::forbidden("user_banned", "User is banned"));
@@ -258,10 +257,7 @@ pub async fn resend(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::validation("An email address is required"))?;
     let email = validate_email(email)?;
-    let redirect_to = redirect::resolve(
-        &state.config,
-        requested_redirect(&headers, &query).as_deref(),
-    );
+    let redirect_to = redirect::for_request(&state.config, &headers, &query);
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
     if let Some(mut user) = UserRow::find_by_email(&tx, &email)? {

@@ -56,7 +56,7 @@ pub async fn rpc(
     if headers.get("apikey").is_none() {
         return functions::no_api_key();
     }
-    let bearer = functions::bearer(&headers).unwrap_or_default();
+    let bearer = functions::gateway_bearer(&headers).unwrap_or_default();
     let claims = match state.keys.verify(bearer, state.clock.now_secs()) {
         Ok(claims) => claims,
         Err(JwtError::Expired) => {

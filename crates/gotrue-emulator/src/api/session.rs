@@ -51,6 +51,10 @@ pub fn start_session(
 pub fn access_token(state: &Shared, user: &UserRow, session: &SessionRow) -> (String, i64) {
     let iat = state.clock.now_secs();
     let exp = iat + state.config.jwt_exp.as_secs() as i64;
+    // Newest first, by whole seconds; claims of the same second keep their order (oldest
+    // first), as GoTrue's sort of its claim rows leaves them.
+    let mut amr = session.amr.clone();
+    amr.sort_by_key(|a| std::cmp::Reverse(a.timestamp));
     let claims = AccessClaims {
         iss: state.config.jwt_issuer.clone(),
         sub: user.id.clone(),
@@ -63,7 +67,7 @@ pub fn access_token(state: &Shared, user: &UserRow, session: &SessionRow) -> (St
         user_metadata: user.user_metadata.clone(),
         role: user.role.clone(),
         aal: session.aal.clone(),
-        amr: session.amr.clone(),
+        amr,
         session_id: session.id.clone(),
         is_anonymous: user.is_anonymous,
     };

@@ -148,7 +148,40 @@ pub fn add_email_identity(
     .save(conn)
 }
 
-/// Creates an unconfirmed email user (shared with `/otp` and `/admin/generate_link`).
+/// Creates an unconfirmed email user as `/signup` (and `/otp`, which signs a new address
+/// up) does: the email identity's data are GoTrue's claims (`sub`, `email`,
+/// `email_verified`, `phone_verified`) with the sign-up's `data` beside them (never over
+/// them), and the user's metadata start as a copy of that identity data.
+pub fn signup_new_user(
+    state: &AppState,
+    conn: &rusqlite::Connection,
+    email: &str,
+    password_hash: Option<String>,
+    data: Value,
+) -> rusqlite::Result<UserRow> {
+    let mut user = new_email_user(state, conn, email, password_hash, json!({}))?;
+    let mut identity_data = json!({
+        "email": email,
+        "email_verified": false,
+        "phone_verified": false,
+        "sub": user.id,
+    });
+    if let (Some(claims), Some(extra)) = (identity_data.as_object_mut(), data.as_object()) {
+        for (key, value) in extra {
+            claims.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    for mut identity in IdentityRow::for_user(conn, &user.id)? {
+        identity.identity_data = identity_data.clone();
+        identity.save(conn)?;
+    }
+    user.user_metadata = identity_data;
+    user.save(conn)?;
+    Ok(user)
+}
+
+/// Creates an unconfirmed email user (shared with `/admin/users` and
+/// `/admin/generate_link`): metadata as given.
 pub fn new_email_user(
     state: &AppState,
     conn: &rusqlite::Connection,
@@ -197,12 +230,18 @@ fn with_email(
             return Ok(models::user_json_with(&fake, vec![], vec![]));
         }
         Some(existing) => existing,
-        None => new_email_user(state, &conn, email, Some(hash), data)?,
+        None => signup_new_user(state, &conn, email, Some(hash), data)?,
     };
     if state.config.autoconfirm {
         confirm_email(&conn, &mut user, now)?;
         let (session, token) = start_session(state, &conn, &mut user, "password", None, client)?;
-        return session_json(state, &conn, &user, &session, &token.token, Map::new());
+        let mut body = session_json(state, &conn, &user, &session, &token.token, Map::new())?;
+        // GoTrue answers with the user it confirmed in memory, not read back: without
+        // `confirmed_at`, which the database computes.
+        if let Some(user) = body["user"].as_object_mut() {
+            user.remove("confirmed_at");
+        }
+        return Ok(body);
     }
     let flow = match &pkce {
         Some(pkce) => Some(new_flow_state(

@@ -8,7 +8,8 @@
 //!   (what storage-js's `download()` calls) serve it, honouring one `Range: bytes=…`.
 //! - `DELETE /storage/v1/object/{bucket}` with `{"prefixes": [path, …]}` removes.
 //!
-//! The bearer JWT is checked as the other stand-ins check it (signature, expiry on the
+//! The bearer (the gateway's: a publishable key in `apikey` stands in for a missing one) is
+//! checked as the other stand-ins check it (signature, expiry on the
 //! emulator's clock, a `role`). The policy is "owner only": writing wants role
 //! `authenticated` (anything else gets Storage's row-level security refusal), and another
 //! user's object reads as not found, as RLS hides it. Errors have Storage's shape
@@ -98,7 +99,7 @@ fn caller(
     if headers.get("apikey").is_none() {
         return Err(Box::new(no_api_key()));
     }
-    let message = match verify(state, headers) {
+    let message = match verify(state, super::functions::gateway_bearer(headers)) {
         Ok((claims, _)) => {
             Stats::bump(&state.stats.storage);
             let role = claims.role.unwrap_or_default();

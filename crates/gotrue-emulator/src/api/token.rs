@@ -241,9 +241,7 @@ fn pkce_grant(state: &AppState, client: &Client, params: TokenParams) -> Result<
         .filter(|f| f.user_id.is_some() && f.auth_code_issued_at.is_some())
         .ok_or_else(not_found)?;
     let now = state.now();
-    let started = flow.auth_code_issued_at.unwrap_or(flow.created_at);
-    let expiry = i64::try_from(state.config.flow_state_expiry.as_micros()).unwrap_or(i64::MAX);
-    if now > started.saturating_add(expiry) {
+    if flow.is_expired(state.flow_state_expiry(), now) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "flow_state_expired",

@@ -154,7 +154,23 @@ pub async fn update_user(
         )
     })?;
 
-    if let Some(nonce) = params.nonce.as_deref().filter(|n| !n.is_empty()) {
+    // GoTrue reads the nonce only when the project requires reauthentication for a
+    // password change, and then only in a session more than a day old.
+    let day_micros = 24 * 3600 * 1_000_000;
+    if params.password.is_some()
+        && state.config.update_password_require_reauthentication
+        && auth
+            .session
+            .as_ref()
+            .is_none_or(|s| now > s.created_at + day_micros)
+    {
+        let nonce = params.nonce.as_deref().unwrap_or_default();
+        if nonce.is_empty() {
+            return Err(ApiError::bad_request(
+                "reauthentication_needed",
+                "Password update requires reauthentication",
+            ));
+        }
         let address = user.email.clone().unwrap_or_default();
         let hash = tokens::token_hash(&address, nonce);
         match OneTimeTokenRow::find_by_hash(&tx, &hash, &["reauthentication"])? {
@@ -162,7 +178,7 @@ pub async fn update_user(
             _ => {
                 return Err(ApiError::unprocessable(
                     "reauthentication_not_valid",
-                    "Requires reauthentication",
+                    "Nonce has expired or is invalid",
                 ));
             }
         }

@@ -132,8 +132,7 @@ pub fn link_params(
     method: Option<&str>,
 ) -> Result<(Option<(String, PkceMethod)>, String), ApiError> {
     let pkce = pkce_params(challenge, method)?;
-    let redirect_to =
-        crate::redirect::resolve(&state.config, requested_redirect(headers, query).as_deref());
+    let redirect_to = crate::redirect::for_request(&state.config, headers, query);
     Ok((pkce, redirect_to))
 }
 
@@ -143,21 +142,4 @@ pub fn required_email(email: Option<&str>, missing: &str) -> Result<String, ApiE
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::validation(missing))?;
     validate_email(email)
-}
-
-/// `redirect_to` from the query (GoTrue also reads a `redirect_to` header).
-pub fn requested_redirect(
-    headers: &axum::http::HeaderMap,
-    query: &std::collections::HashMap<String, String>,
-) -> Option<String> {
-    query
-        .get("redirect_to")
-        .cloned()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            headers
-                .get("redirect_to")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
 }

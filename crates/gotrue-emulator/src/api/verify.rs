@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rusqlite::Connection;
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use super::user::set_email;
 use super::{AppState, Body, Client, session_json, start_session};
 use crate::db::{FlowStateRow, OneTimeTokenRow, UserRow};
 use crate::error::ApiError;
+use crate::mail::go_query_escape;
 use crate::redirect;
 use crate::tokens;
 
@@ -208,23 +209,39 @@ fn see_other(location: &str) -> Response {
     response
 }
 
-/// Appends query parameters to a URL, keeping any it already has.
+/// Sets query parameters on a URL the way GoTrue's redirects do (`u.Query()`, `q.Set`,
+/// `u.RawQuery = q.Encode()`): the existing parameters are kept, a set one replaces any of
+/// its name, and the whole query is written again sorted by name with Go's escaping — so
+/// `tessera://auth/callback?flow=F` gains a code as `…?code=C&flow=F`.
 pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
     let (without_fragment, fragment) = match base.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (base, None),
     };
-    let sep = if without_fragment.contains('?') {
-        '&'
-    } else {
-        '?'
+    let (path, existing) = match without_fragment.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (without_fragment, ""),
     };
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(existing.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| !pairs.iter().any(|(set, _)| set == k))
+        .collect();
+    params.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    // A stable sort: values of one name keep their order, as in Go.
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let query = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", go_query_escape(k), go_query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let sep = if query.is_empty() { "" } else { "?" };
     match fragment {
-        Some(f) => format!("{without_fragment}{sep}{query}#{f}"),
-        None => format!("{without_fragment}{sep}{query}"),
+        Some(f) => format!("{path}{sep}{query}#{f}"),
+        None => format!("{path}{sep}{query}"),
     }
 }
 
@@ -232,26 +249,37 @@ pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
 pub fn with_fragment(base: &str, pairs: &[(&str, &str)]) -> String {
     let mut sorted = pairs.to_vec();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let fragment = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(sorted)
-        .finish();
+    let fragment = sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", go_query_escape(k), go_query_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&");
     let base = base.split('#').next().unwrap_or(base);
     format!("{base}#{fragment}")
 }
 
-/// The error redirect GoTrue sends: parameters in the fragment, and in the query for PKCE.
+/// GoTrue's `oauthErrorMap`: the OAuth error class of the statuses it has one for.
+pub fn oauth_error_class(status: u16) -> Option<&'static str> {
+    match status {
+        400 => Some("invalid_request"),
+        401 => Some("unauthorized_client"),
+        403 => Some("access_denied"),
+        500 => Some("server_error"),
+        503 => Some("temporarily_unavailable"),
+        _ => None,
+    }
+}
+
+/// The error redirect GoTrue sends (`prepErrorRedirectURL`): parameters in the fragment,
+/// and in the query for PKCE; `error` only for a status `oauthErrorMap` knows.
 pub fn error_redirect(target: &str, err: &ApiError, pkce: bool) -> String {
-    let class = match err.status.as_u16() {
-        401 => "unauthorized_client",
-        403 => "access_denied",
-        500..=599 => "server_error",
-        _ => "invalid_request",
-    };
-    let pairs = [
-        ("error", class),
+    let mut pairs = vec![
         ("error_code", &*err.code),
         ("error_description", err.msg.as_str()),
     ];
+    if let Some(class) = oauth_error_class(err.status.as_u16()) {
+        pairs.push(("error", class));
+    }
     let target = if pkce {
         with_query(target, &pairs)
     } else {
@@ -262,24 +290,24 @@ pub fn error_redirect(target: &str, err: &ApiError, pkce: bool) -> String {
     with_fragment(&target, &fragment_pairs)
 }
 
-/// GoTrue's redirect with a message (`prepRedirectURL`): `message=` in the fragment, and
-/// in the query too for a PKCE flow.
+/// GoTrue's redirect with a message (`prepRedirectURL`): `message=` in the fragment (with
+/// `sb`), and in the query too for a PKCE flow.
 fn message_redirect(target: &str, message: &str, pkce: bool) -> String {
     let target = if pkce {
         with_query(target, &[("message", message)])
     } else {
-        target.to_owned()
+        with_query(target, &[])
     };
-    with_fragment(&target, &[("message", message)])
+    with_fragment(&target, &[("message", message), ("sb", "")])
 }
 
 pub async fn verify_get(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     client: Client,
 ) -> Response {
-    let redirect_to =
-        redirect::resolve(&state.config, query.get("redirect_to").map(String::as_str));
+    let redirect_to = redirect::for_request(&state.config, &headers, &query);
     let token = query.get("token").cloned().unwrap_or_default();
     let kind = query.get("type").cloned().unwrap_or_default();
     let pkce = token.starts_with("pkce_");

@@ -3,74 +3,73 @@
 use rusqlite::{Connection, Row, params};
 use serde::Serialize;
 
+use crate::mail::template;
+
 // ---------------------------------------------------------------------------------------
 // captured mail
 
-#[derive(Debug, Clone, Serialize)]
+/// A mail as the user receives it — the rendered subject and HTML, and the links in it —
+/// plus what the emulator knows of how it was made.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MailRow {
     pub id: i64,
     pub to: String,
+    /// Rendered with the project's subject template.
     pub subject: String,
     #[serde(rename = "type")]
     pub mail_type: String,
-    pub otp: String,
+    /// The body, rendered with the project's template under `html/template`'s rules.
+    pub html: String,
+    /// The `href`s of the body's links, entity-decoded: what a click opens (`#ZgotmplZ…`
+    /// where `html/template` refused the URL).
+    pub links: Vec<String>,
+    /// The one-time code, when the template shows it (`{{ .Token }}`); stock templates
+    /// other than reauthentication do not.
+    pub otp: Option<String>,
+    /// The stored token hash (`{{ .TokenHash }}`; `pkce_…` for a PKCE flow).
     pub token_hash: String,
+    /// GoTrue's `{{ .ConfirmationURL }}` for this mail (empty for reauthentication).
     pub action_link: String,
+    /// The redirect GoTrue settled on (`{{ .RedirectTo }}`).
     pub redirect_to: Option<String>,
-    /// The link an email template that goes straight to the app renders:
-    /// `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` (Tessera's README).
-    /// `None` without a redirect URL, and for reauthentication (a code only).
-    pub app_link: Option<String>,
     pub created_at: String,
 }
 
 impl MailRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         let created: i64 = r.get("created_at")?;
-        let mail_type: String = r.get("mail_type")?;
-        let token_hash: String = r.get("token_hash")?;
-        let redirect_to: Option<String> = r.get("redirect_to")?;
-        let app_link = redirect_to
-            .as_deref()
-            .filter(|r| !r.is_empty() && mail_type != "reauthentication")
-            .map(|r| format!("{r}&token_hash={token_hash}&type={mail_type}"));
+        let html: String = r.get("html")?;
+        let otp: String = r.get("otp")?;
         Ok(Self {
             id: r.get("id")?,
             to: r.get("recipient")?,
             subject: r.get("subject")?,
-            mail_type,
-            otp: r.get("otp")?,
-            token_hash,
+            mail_type: r.get("mail_type")?,
+            links: template::links(&html),
+            html,
+            otp: Some(otp).filter(|o| !o.is_empty()),
+            token_hash: r.get("token_hash")?,
             action_link: r.get("action_link")?,
-            redirect_to,
-            app_link,
+            redirect_to: r.get("redirect_to")?,
             created_at: crate::clock::rfc3339(created),
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert(
-        conn: &Connection,
-        to: &str,
-        subject: &str,
-        mail_type: &str,
-        otp: &str,
-        token_hash: &str,
-        action_link: &str,
-        redirect_to: Option<&str>,
-        now: i64,
-    ) -> rusqlite::Result<()> {
+    /// Stores this mail as sent at `now` (its `id`, `links` and `created_at` are ignored).
+    pub fn insert(&self, conn: &Connection, now: i64) -> rusqlite::Result<()> {
         conn.execute(
-            "INSERT INTO mails (recipient, subject, mail_type, otp, token_hash, action_link,
-                redirect_to, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO mails (recipient, subject, mail_type, html, otp, token_hash,
+                action_link, redirect_to, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
-                to,
-                subject,
-                mail_type,
-                otp,
-                token_hash,
-                action_link,
-                redirect_to,
+                self.to,
+                self.subject,
+                self.mail_type,
+                self.html,
+                self.otp.as_deref().unwrap_or_default(),
+                self.token_hash,
+                self.action_link,
+                self.redirect_to,
                 now
             ],
         )?;

@@ -11,7 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, Row};
 use serde_json::Value;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: mails keep their rendered HTML (`html`).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
@@ -132,6 +133,7 @@ CREATE TABLE IF NOT EXISTS mails (
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     mail_type TEXT NOT NULL,
+    html TEXT NOT NULL,
     otp TEXT NOT NULL,
     token_hash TEXT NOT NULL,
     action_link TEXT NOT NULL,
@@ -173,6 +175,10 @@ impl Db {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        if version < 2 {
+            // The captured mail of a version-1 file has no HTML; it is only a capture.
+            conn.execute_batch("DROP TABLE IF EXISTS main.mails")?;
+        }
         if private {
             private::harden(&conn, MAILS_SCHEMA)?;
         } else {

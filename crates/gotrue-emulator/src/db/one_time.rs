@@ -133,6 +133,18 @@ pub struct FlowStateRow {
 }
 
 impl FlowStateRow {
+    /// GoTrue's `FlowState.IsExpired`: a magic link's flow counts from when its code was
+    /// issued (the link was clicked); every other flow — sign-up, resend, recovery, email
+    /// change, OAuth — from when it was created, that is from the request that mailed the
+    /// link or opened the provider.
+    pub fn is_expired(&self, expiry_micros: i64, now: i64) -> bool {
+        let started = match self.auth_code_issued_at {
+            Some(issued) if self.authentication_method == "magiclink" => issued,
+            _ => self.created_at,
+        };
+        now > started.saturating_add(expiry_micros)
+    }
+
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get("id")?,

@@ -170,18 +170,33 @@ impl UserRow {
         .optional()
     }
 
-    pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Self>> {
-        let mut stmt = conn.prepare(
-            "SELECT * FROM users WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT ?1 OFFSET ?2",
-        )?;
-        stmt.query_map(params![limit, offset], Self::from_row)?
+    /// A user by id, a soft-deleted one too (GoTrue's lookup by id does not skip them).
+    pub fn find_any(conn: &Connection, id: &str) -> rusqlite::Result<Option<Self>> {
+        conn.query_row("SELECT * FROM users WHERE id = ?1", [id], Self::from_row)
+            .optional()
+    }
+
+    /// A page of live users whose address contains `filter` (or whose `full_name`
+    /// metadata does, in any case), newest first, as GoTrue's admin list orders them.
+    pub fn list(
+        conn: &Connection,
+        filter: &str,
+        limit: i64,
+        offset: i64,
+    ) -> rusqlite::Result<Vec<Self>> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT * FROM users WHERE {LIVE_MATCHING} ORDER BY created_at DESC, id DESC
+             LIMIT ?2 OFFSET ?3"
+        ))?;
+        stmt.query_map(params![filter, limit, offset], Self::from_row)?
             .collect()
     }
 
-    pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
+    /// How many live users [`UserRow::list`] would page through.
+    pub fn count(conn: &Connection, filter: &str) -> rusqlite::Result<i64> {
         conn.query_row(
-            "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL",
-            [],
+            &format!("SELECT COUNT(*) FROM users WHERE {LIVE_MATCHING}"),
+            [filter],
             |r| r.get(0),
         )
     }
@@ -192,6 +207,11 @@ impl UserRow {
         Ok(())
     }
 }
+
+/// Live users matching the admin list's `filter` (`?1`; empty matches all): a substring of
+/// the address (case-sensitive, as Postgres' `LIKE`), or of `full_name` in any case.
+const LIVE_MATCHING: &str = "deleted_at IS NULL AND (?1 = '' OR instr(email, ?1) > 0
+    OR instr(lower(json_extract(user_metadata, '$.full_name')), lower(?1)) > 0)";
 
 // ---------------------------------------------------------------------------------------
 // identities

@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use base64::Engine;
-use gotrue_emulator::{Config, Emulator, EmulatorHandle};
+use gotrue_emulator::{Config, Emulator, EmulatorHandle, MailTemplates, new_jwt_secret};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -189,6 +189,31 @@ impl Env {
             .await
             .assert_ok();
     }
+}
+
+/// An embedded emulator with its database in a fresh folder (kept for the test's life).
+pub async fn embedded_server() -> (Env, tempfile::TempDir) {
+    embedded_server_with(MailTemplates::gotrue_defaults()).await
+}
+
+/// [`embedded_server`] with these mail templates (`MailTemplates::with_codes()` for a
+/// mailbox that shows the one-time codes).
+pub async fn embedded_server_with(mail_templates: MailTemplates) -> (Env, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        bcrypt_cost: 4,
+        mail_templates,
+        ..Config::embedded(new_jwt_secret(), dir.path().join("emulator.sqlite"), 0)
+    };
+    (Env::with(config).await, dir)
+}
+
+/// A confirmed user with [`PASSWORD`], made in process.
+pub async fn confirmed_user(env: &Env, email: &str) {
+    env.emu
+        .create_user(gotrue_emulator::NewUser::confirmed(email, PASSWORD))
+        .await
+        .unwrap();
 }
 
 /// The payload of a JWT, without checking its signature.

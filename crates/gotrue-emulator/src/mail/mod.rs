@@ -1,12 +1,17 @@
-//! Emailed codes and links: minted, stored as one-time tokens, and "sent" to the captured
-//! mailbox that `GET /_emulator/mail` reads.
+//! Emailed codes and links: minted, stored as one-time tokens, rendered with the
+//! project's templates (`template.rs`, Go's `html/template` rules) and "sent" to the
+//! captured mailbox that `GET /_emulator/mail` reads.
+
+pub mod template;
+pub mod templates;
 
 use rusqlite::Connection;
-use url::form_urlencoded;
+use serde_json::json;
 
 use crate::db::{MailRow, OneTimeTokenRow, UserRow};
 use crate::error::ApiError;
 use crate::tokens;
+use templates::{ParsedTemplate, ParsedTemplates};
 
 /// The kinds of mail GoTrue sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +49,21 @@ impl MailKind {
         }
     }
 
-    fn subject(self) -> &'static str {
+    /// The project's template for this mail (GoTrue's template types).
+    pub fn template(self, templates: &ParsedTemplates) -> &ParsedTemplate {
         match self {
-            Self::Signup => "Confirm Your Signup",
-            Self::Magiclink => "Your Magic Link",
-            Self::Recovery => "Reset Your Password",
-            Self::Invite => "You have been invited",
-            Self::EmailChange | Self::EmailChangeCurrent => "Confirm Email Change",
-            Self::Reauthentication => "Confirm reauthentication",
+            Self::Signup => &templates.confirmation,
+            Self::Magiclink => &templates.magic_link,
+            Self::Recovery => &templates.recovery,
+            Self::Invite => &templates.invite,
+            Self::EmailChange | Self::EmailChangeCurrent => &templates.email_change,
+            Self::Reauthentication => &templates.reauthentication,
         }
     }
 }
 
 /// A minted one-time token: the code, the stored hash (with `pkce_` prefix for PKCE flows)
-/// and the `/verify` link a mail would carry.
+/// and the `/verify` link a mail would carry (the template's `{{ .ConfirmationURL }}`).
 #[derive(Debug)]
 pub struct IssuedToken {
     pub otp: String,
@@ -100,12 +106,7 @@ pub fn issue_token(
     let action_link = if kind == MailKind::Reauthentication {
         String::new()
     } else {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", &token_hash)
-            .append_pair("type", kind.name())
-            .append_pair("redirect_to", redirect_to)
-            .finish();
-        format!("{}/verify?{query}", external_url.trim_end_matches('/'))
+        confirmation_url(external_url, &token_hash, kind.name(), redirect_to)
     };
     Ok(IssuedToken {
         otp,
@@ -114,10 +115,47 @@ pub fn issue_token(
     })
 }
 
+/// GoTrue's `{{ .ConfirmationURL }}` (`getPath` in `templatemailer.go`): `token` and
+/// `type` query-escaped, and `redirect_to` escaped only when it holds `&`, `=` or `#` (Go's
+/// reasoning: such a value "has not been URL encoded by the caller"), else as it is.
+pub fn confirmation_url(external_url: &str, token: &str, kind: &str, redirect_to: &str) -> String {
+    let redirect = if redirect_to.contains(['&', '=', '#']) {
+        go_query_escape(redirect_to)
+    } else {
+        redirect_to.to_owned()
+    };
+    format!(
+        "{}/verify?token={}&type={}&redirect_to={redirect}",
+        external_url.trim_end_matches('/'),
+        go_query_escape(token),
+        go_query_escape(kind)
+    )
+}
+
+/// Go's `url.QueryEscape`: everything but `A-Z a-z 0-9 - _ . ~` percent-encoded (upper-case
+/// hex), a space as `+`.
+pub fn go_query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Context of one mail send.
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
     pub external_url: &'a str,
+    /// The project's site URL (`{{ .SiteURL }}`).
+    pub site_url: &'a str,
+    /// The project's templates.
+    pub templates: &'a ParsedTemplates,
     pub kind: MailKind,
     pub to: &'a str,
     pub redirect_to: &'a str,
@@ -144,17 +182,40 @@ pub fn send(conn: &Connection, user: &mut UserRow, out: &Outgoing<'_>) -> Result
         }
     }
     let issued = issue_token(conn, user, out)?;
-    MailRow::insert(
-        conn,
-        out.to,
-        out.kind.subject(),
-        out.kind.name(),
-        &issued.otp,
-        &issued.token_hash,
-        &issued.action_link,
-        Some(out.redirect_to),
-        out.now,
-    )?;
+    let template = out.kind.template(out.templates);
+    let email = user.email.clone().unwrap_or_default();
+    let mut data = json!({
+        "SiteURL": out.site_url,
+        "Email": email,
+        "Token": issued.otp,
+        "Data": user.user_metadata,
+    });
+    if out.kind != MailKind::Reauthentication {
+        data["ConfirmationURL"] = json!(issued.action_link);
+        data["TokenHash"] = json!(issued.token_hash);
+        data["RedirectTo"] = json!(out.redirect_to);
+    }
+    if matches!(
+        out.kind,
+        MailKind::EmailChange | MailKind::EmailChangeCurrent
+    ) {
+        data["NewEmail"] = json!(user.email_change.clone().unwrap_or_default());
+        data["SendingTo"] = json!(out.to);
+    }
+    let (subject, html) = template.render(&data);
+    MailRow {
+        to: out.to.to_owned(),
+        subject,
+        mail_type: out.kind.name().to_owned(),
+        html,
+        // The code reaches the user only if the template shows it.
+        otp: template.shows_code().then_some(issued.otp),
+        token_hash: issued.token_hash,
+        action_link: issued.action_link,
+        redirect_to: Some(out.redirect_to.to_owned()),
+        ..MailRow::default()
+    }
+    .insert(conn, out.now)?;
     match out.kind {
         MailKind::Signup => user.confirmation_sent_at = Some(out.now),
         MailKind::Magiclink | MailKind::Recovery => user.recovery_sent_at = Some(out.now),

@@ -36,7 +36,12 @@ pub fn start_embedded<R: Runtime>(app: &AppHandle<R>) -> Result<EmbeddedServer, 
     let store: Arc<dyn SecretStore> = Arc::new(KeyringStore::for_platform(KEYRING_SERVICE));
     let emulator = tauri::async_runtime::block_on(async move {
         let secret = install_secret(&Store::new(store, KEYRING_TIMEOUT)).await;
-        let config = gotrue_emulator::Config::embedded(secret, dir.join("emulator.sqlite"), port);
+        let config = gotrue_emulator::Config {
+            // The demo's mails carry a code beside the link, as a project whose templates
+            // show `{{ .Token }}` sends them, so both ways can be tried offline.
+            mail_templates: gotrue_emulator::MailTemplates::with_codes(),
+            ..gotrue_emulator::Config::embedded(secret, dir.join("emulator.sqlite"), port)
+        };
         start(config).await
     })?;
     let emulator = Arc::new(emulator);
@@ -65,8 +70,8 @@ fn mailbox(emulator: &gotrue_emulator::EmulatorHandle) -> Result<Vec<DemoMail>, 
             to: m.to,
             subject: m.subject,
             kind: m.mail_type,
-            code: m.otp,
-            link: m.app_link,
+            code: m.otp.unwrap_or_default(),
+            link: m.links.into_iter().next(),
             sent_at: m.created_at,
         })
         .collect();

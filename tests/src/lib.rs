@@ -365,11 +365,17 @@ impl Harness {
     /// `tessera://` deep link it redirects to.
     pub async fn deep_link_from_mail(&self, email: &str) -> String {
         let mails = self.emu.mail_for(Some(email)).unwrap();
-        let link = mails.last().expect("a mail").action_link.clone();
-        let resp = self.http.get(&link).send().await.unwrap();
+        self.browser_follow(&mails.last().expect("a mail").action_link)
+            .await
+    }
+
+    /// Opens a mailed link like a browser (one request, its redirect not followed) and
+    /// returns the `tessera://` deep link it redirects to.
+    pub async fn browser_follow(&self, link: &str) -> String {
+        let resp = self.http.get(link).send().await.unwrap();
         let deep_link = resp.headers()["location"].to_str().unwrap().to_owned();
         assert!(
-            deep_link.starts_with("tessera://auth/callback?flow="),
+            deep_link.starts_with("tessera://auth/callback?"),
             "{deep_link}"
         );
         deep_link

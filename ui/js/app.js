@@ -3,6 +3,7 @@ import * as auth from './auth.js';
 import { fillSettings, followServer, wireSettings } from './settings.js';
 import { renderMailbox } from './mailbox.js';
 import { listDevices, revokeDevice } from './devices.js';
+import { onEmailChangeLink, wireEmailChange } from './email-change.js';
 
 const $ = (id) => document.getElementById(id);
 let session = null;
@@ -18,7 +19,7 @@ let overlay = null; // 'settings' or 'mailbox' while that view is open
 let recovering = false; // signed in from a password-reset link: choosing a new password
 let backendInfo = null; // the server the app talks to (auth.backend())
 let pendingTimer = null; // re-checks queued sign-outs when the engine next tries them
-let emailChange = null; // { current, next } while a change of address waits for its codes
+let oauthWait = null; // the hint shown when an OAuth sign-in does not come back
 
 function show(id, text) {
   const el = $(id);
@@ -270,7 +271,9 @@ function onChange(change) {
     return;
   }
   if (change.event === 'AUTH_ERROR') {
-    error(change.error ? `${change.error.message}` : 'Something went wrong.');
+    const e = change.error;
+    const more = { recovery_link_expired: ' Use “Forgot password?” below to get a new link.' };
+    error(e ? `${e.message}${more[e.code] || ''}` : 'Something went wrong.');
     return;
   }
   if (change.event === 'SIGNED_OUT') {
@@ -309,6 +312,7 @@ function onChange(change) {
       return;
     }
   }
+  if (change.event === 'SIGNED_IN') clearTimeout(oauthWait);
   if (change.event === 'SIGNED_IN' && (!before || before.sessionId !== session?.sessionId)) {
     afterSignIn(change.session);
     return;
@@ -458,7 +462,7 @@ function wire() {
     busy($('send-code'), async () => {
       await auth.signInWithOtp($('email').value);
       $('code-form').hidden = false;
-      message('We emailed you a sign-in link and a 6-digit code.');
+      message('We emailed you a sign-in link: open it on this computer. If the email shows a code, you can type it here instead.');
       $('otp-code').focus();
     }),
   );
@@ -478,6 +482,17 @@ function wire() {
     busy(button, async () => {
       await auth.signInWithOAuth(button.dataset.provider);
       message('Finish signing in in your browser; you will be brought back here.');
+      // A sign-in that never comes back: GoTrue keeps it five minutes, and a redirect that
+      // is not on the project's list ends on its Site URL, silently. Say what to check.
+      clearTimeout(oauthWait);
+      oauthWait = setTimeout(() => {
+        if (session) return;
+        message(
+          'Not back yet? If the browser ended on another page (such as the project’s Site URL) or an error, ' +
+            `the project’s Redirect URLs must include ${backendInfo?.redirectUrl || 'tessera://auth/callback**'} ` +
+            '(Settings → Server), and the sign-in must be finished within five minutes. Then try again.',
+        );
+      }, 60000);
     });
   });
   $('anonymous').addEventListener('click', () =>
@@ -503,6 +518,7 @@ function wire() {
           const outcome = await auth.signOut(scope);
           renderPendingSignOuts();
           if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
+          else if (outcome.serverNotDone) message(`Signed out on this device, but ${outcome.serverNotDone.message}.`);
           else if (outcome.hookError)
             message(`Signed out on this device. The app's server could not end the session yet: ${outcome.hookError.message}. It will be retried.`);
           else if (!outcome.serverConfirmed)
@@ -546,49 +562,7 @@ function wire() {
       message('Password changed. Your other devices were signed out.');
     });
   });
-  $('email-change-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    busy($('change-email'), async () => {
-      const to = $('new-email').value.trim();
-      const user = await auth.updateUser({ email: to });
-      if (user.email === to) {
-        // The project confirms nothing: changed at once.
-        $('new-email').value = '';
-        message(`Your email address is now ${to}.`);
-        return;
-      }
-      emailChange = { current: user.email, next: to };
-      $('email-change-current').textContent = user.email;
-      $('email-change-new').textContent = to;
-      $('email-change-text').textContent =
-        `We sent a code to ${to}. If your project also asks your current address to agree, a code went to ${user.email} too: enter both.`;
-      $('email-change-current-form').hidden = false;
-      $('email-change-new-form').hidden = false;
-      $('email-change-step').hidden = false;
-      $('email-change-code-new').focus();
-    });
-  });
-  for (const which of ['current', 'new']) {
-    $(`email-change-${which}-form`).addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      busy($(`email-change-verify-${which}`), async () => {
-        const [email, other] =
-          which === 'current' ? [emailChange.current, emailChange.next] : [emailChange.next, emailChange.current];
-        const input = $(`email-change-code-${which}`);
-        const outcome = await auth.confirmEmailChange(email, input.value.trim());
-        input.value = '';
-        if (outcome.status === 'changed') {
-          emailChange = null;
-          $('email-change-step').hidden = true;
-          $('new-email').value = '';
-          message(`Your email address is now ${outcome.user.email}.`);
-        } else {
-          $(`email-change-${which}-form`).hidden = true;
-          message(`${email} agreed. Now enter the code sent to ${other}.`);
-        }
-      });
-    });
-  }
+  wireEmailChange({ busy, message });
   $('mfa-enroll').addEventListener('click', () =>
     busy($('mfa-enroll'), async () => {
       const e = await auth.mfaEnroll('Authenticator app');
@@ -631,6 +605,18 @@ function wire() {
   }
 }
 
+/** A link that signed nobody in (`auth:link`): say what it did. */
+function onLink(outcome) {
+  if (onEmailChangeLink(outcome, message)) return;
+  if (outcome.outcome === 'emailConfirmed') {
+    overlay = null;
+    render();
+    $('email').value = outcome.email;
+    message(`Your email address ${outcome.email} is confirmed — sign in with your password.`);
+    $('password').focus();
+  }
+}
+
 /** A link would sign in another account: ask, naming both; nothing changes until then. */
 function askAccountSwitch(sw) {
   if (!sw) return;
@@ -665,6 +651,7 @@ async function main() {
   document.addEventListener('visibilitychange', tick);
   await auth.onAuthStateChange(onChange);
   await auth.onAccountSwitch(askAccountSwitch);
+  await auth.onLink(onLink);
   $('switch-accept').addEventListener('click', () => answerAccountSwitch(true));
   $('switch-decline').addEventListener('click', () => answerAccountSwitch(false));
   // Escape closes the dialog: that is a "no".

@@ -9,6 +9,7 @@ export const {
   STATE_EVENT,
   onAuthStateChange,
   onAccountSwitch,
+  onLink,
   pendingAccountSwitch,
   resolveAccountSwitch,
   state,

@@ -61,6 +61,27 @@ export function fillSettings(backend) {
     ? 'Connect your Supabase project: its URL and its publishable (or anon) key, from the project’s API settings. Never a secret key.'
     : 'Connect your Supabase project to start: its URL and its publishable (or anon) key, from the project’s API settings. Never a secret key.';
   showCheck(backend.serverSettings && !backend.embedded ? describe(backend.serverSettings) : []);
+  $('redirect-url').textContent = backend.redirectUrl;
+  $('redirect-help').hidden = backend.embedded || !backend.redirectUrl;
+}
+
+/** Copies the redirect URL: the clipboard if the webview allows it, else the text is
+ * selected for the person to copy. */
+async function copyRedirectUrl() {
+  const code = $('redirect-url');
+  const button = $('copy-redirect-url');
+  try {
+    await navigator.clipboard.writeText(code.textContent);
+    button.textContent = 'Copied';
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(code);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    button.textContent = document.execCommand('copy') ? 'Copied' : 'Selected: press Ctrl+C';
+  }
+  setTimeout(() => (button.textContent = 'Copy'), 3000);
 }
 
 /** The sign-in screen shows only what the server offers (everything, when not known). */
@@ -118,6 +139,7 @@ export function wireSettings({ busy, done }) {
       }
     });
   });
+  $('copy-redirect-url').addEventListener('click', copyRedirectUrl);
   $('use-demo-server').addEventListener('click', () =>
     busy($('use-demo-server'), async () => {
       await auth.resetServer();

@@ -2,7 +2,10 @@
 //!
 //! Accepted shapes (base `tessera://auth` by default):
 //! - `…/callback?flow=ID&code=CODE` — finishes a PKCE flow this engine started;
-//! - `…/callback?flow=ID&error=…&error_code=…&error_description=…` — that flow failed;
+//! - `…/callback?flow=ID&error=…&error_code=…&error_description=…` — that flow failed
+//!   (GoTrue leaves `error` out for a status its OAuth table lacks: `error_code` alone counts);
+//! - `…/callback?flow=ID&message=…` — half of a flow: the first address of a secure email
+//!   change is confirmed, the other is still to come;
 //! - `…/callback?flow=ID&token_hash=HASH&type=TYPE` and `…/confirm?flow=ID&token_hash=…`
 //!   — an email link (its flow id comes from the redirect URL this engine sent, through
 //!   the email template's `{{ .RedirectTo }}`) verified in the app;
@@ -36,6 +39,10 @@ pub enum Callback {
         flow: String,
         token_hash: OneTimeCode,
         kind: String,
+    },
+    /// GoTrue's message redirect for a PKCE flow (`prepRedirectURL`): no code yet.
+    Message {
+        flow: String,
     },
     SignedOut,
 }
@@ -156,13 +163,11 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
             if query.contains_key("token_hash") || path == "/confirm" {
                 return token_hash_link(&query, flow);
             }
-            let error = query.get("error").or_else(|| fragment.get("error"));
+            let get = |k: &str| query.get(k).or_else(|| fragment.get(k)).cloned();
+            let error = get("error").or_else(|| get("error_code"));
             if let Some(error) = error {
-                let get = |k: &str| query.get(k).or_else(|| fragment.get(k)).cloned();
                 // The code reaches the UI as an error code: it must look like one.
-                let code = get("error_code")
-                    .filter(|c| !c.is_empty())
-                    .unwrap_or_else(|| error.clone());
+                let code = get("error_code").filter(|c| !c.is_empty()).unwrap_or(error);
                 if !token_like(&code, 64) {
                     return Err(reject("malformed error code"));
                 }
@@ -177,6 +182,10 @@ pub fn parse(input: &str, base: &str) -> Result<Callback, AuthError> {
                     code,
                     description,
                 });
+            }
+            if !query.contains_key("code") && query.contains_key("message") {
+                let flow = flow.ok_or_else(|| reject("the message names no flow of this app"))?;
+                return Ok(Callback::Message { flow });
             }
             let code = query
                 .get("code")
@@ -231,6 +240,23 @@ mod tests {
             parse("tessera://auth/signed-out", BASE).unwrap(),
             Callback::SignedOut
         );
+        // GoTrue's redirects as a real server (v2.196) writes them: the query sorted, the
+        // message of a secure email change's first link, an error without `error`.
+        assert_eq!(
+            parse("tessera://auth/callback?code=c0de-1&flow=f4", BASE).unwrap(),
+            Callback::Code {
+                flow: "f4".into(),
+                code: "c0de-1".into()
+            }
+        );
+        assert_eq!(
+            parse("tessera://auth/callback?flow=f5&message=Confirmation+link+accepted.+Please+proceed+to+confirm+link+sent+to+the+other+email#message=Confirmation+link+accepted&sb=", BASE).unwrap(),
+            Callback::Message { flow: "f5".into() }
+        );
+        assert!(matches!(
+            parse("tessera://auth/callback?error_code=flow_state_not_found&error_description=No+flow&flow=f6", BASE).unwrap(),
+            Callback::Error { code, flow: Some(flow), .. } if code == "flow_state_not_found" && flow == "f6"
+        ));
         assert!(parse("tessera://auth/signed-out?state=s1", BASE).is_err());
     }
 

@@ -75,6 +75,15 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// The entry a Supabase project's Redirect URLs (`GOTRUE_URI_ALLOW_LIST`) needs for an app
+/// whose links come back to `callback_base`: GoTrue matches the redirect with a glob whose
+/// separators are `.` and `/`, and the app's `…/callback?flow=<id>` carries a query, so an
+/// exact URL does not match and `**` is needed. A redirect that does not match is replaced
+/// by the project's Site URL without an error, and the link never reaches the app.
+pub fn redirect_allow_list_entry(callback_base: &str) -> String {
+    format!("{}/callback**", callback_base.trim_end_matches('/'))
+}
+
 impl AuthConfig {
     pub fn new(url: impl Into<String>, anon_key: impl Into<String>) -> Self {
         Self {

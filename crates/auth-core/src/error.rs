@@ -46,6 +46,11 @@ pub enum AuthError {
     /// A deep link or redirect was refused.
     #[error("rejected callback: {0}")]
     InvalidCallback(String),
+    /// A mailed link of this app's came back after the server's flow had expired (GoTrue
+    /// keeps a PKCE flow five minutes from the request that mailed the link): the link was
+    /// used, but it signs nobody in. A new one must be sent.
+    #[error("{}", expired_message(*.0))]
+    LinkExpired(crate::persist::FlowKind),
     /// Bad input from the caller (e.g. an empty email).
     #[error("{0}")]
     InvalidInput(String),
@@ -82,6 +87,8 @@ impl AuthError {
             Self::Storage(e) => e.code(),
             Self::NotSignedIn => "not_signed_in",
             Self::InvalidCallback(_) => "invalid_callback",
+            Self::LinkExpired(crate::persist::FlowKind::Recovery) => "recovery_link_expired",
+            Self::LinkExpired(_) => "sign_in_link_expired",
             Self::InvalidInput(_) => "invalid_input",
             Self::Config(_) => "config_error",
             Self::ServerCheck { code, .. } => code,
@@ -116,6 +123,15 @@ impl AuthError {
             if *status < 500 && DEFINITIVE_SESSION_CODES.contains(&code.as_str()))
     }
 
+    /// For a refresh: the server will never take this refresh token — the session is
+    /// gone, or GoTrue refuses the token's very form (`400 validation_failed`: "Refresh
+    /// token is not valid", or a v2 token "Not Issued By This Server"). Retrying that is a
+    /// loop that can only end in the same answer.
+    pub fn refuses_refresh_token(&self) -> bool {
+        self.ends_session()
+            || matches!(self, Self::Api { status: 400, code, .. } if code == "validation_failed")
+    }
+
     /// For a sign-out: the server no longer knows this session, so the revocation is done.
     /// Not `try_refresh_token` nor `bad_jwt`: those judge the access token (expired, or
     /// signed with a rotated secret), not the session. Not an answer that names no code
@@ -126,6 +142,16 @@ impl AuthError {
             || matches!(self, Self::Api { status, code, .. }
                 if matches!(status, 401 | 403 | 404)
                     && !matches!(code.as_str(), "try_refresh_token" | "bad_jwt" | "unknown"))
+    }
+}
+
+fn expired_message(kind: crate::persist::FlowKind) -> &'static str {
+    match kind {
+        crate::persist::FlowKind::Recovery => {
+            "this password-reset link has expired: links work for five minutes after they are \
+             sent, so send a new one"
+        }
+        _ => "this sign-in link has expired: send a new one and open it within five minutes",
     }
 }
 
@@ -152,6 +178,10 @@ mod tests {
         assert!(api(400, "refresh_token_not_found").ends_session());
         assert!(api(403, "session_not_found").ends_session());
         assert!(!api(400, "validation_failed").ends_session());
+        assert!(api(400, "validation_failed").refuses_refresh_token());
+        assert!(api(400, "refresh_token_already_used").refuses_refresh_token());
+        assert!(!api(422, "validation_failed").refuses_refresh_token());
+        assert!(!api(503, "unexpected_failure").refuses_refresh_token());
         assert!(!AuthError::Network("x".into()).ends_session());
         assert!(!api(403, "bad_jwt").session_already_gone());
         assert!(!api(403, "bad_jwt").ends_session());

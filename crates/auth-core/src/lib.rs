@@ -47,7 +47,7 @@ pub use backend::{
 };
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{AuthConfig, Metrics};
+pub use config::{AuthConfig, Metrics, redirect_allow_list_entry};
 pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
 pub use model::{
     AccountSwitch, AuthEvent, AuthStateChange, Connectivity, DeviceSession, EmailChangeOutcome,

@@ -73,6 +73,15 @@ pub enum LinkOutcome {
     Checked { signed_in: bool },
     /// Nothing changed yet: the link is for another user, and the user must agree.
     ConfirmSwitch { switch: AccountSwitch },
+    /// A sign-up confirmation that came back after the server's five minutes: the address
+    /// is confirmed, but the link signs nobody in — the person signs in with their
+    /// password.
+    EmailConfirmed { email: String },
+    /// The first of a secure email change's two links (the current or the new address):
+    /// the other address's link is still to be opened.
+    EmailChangeWaiting { email: String },
+    /// An email change is complete: the account's address is `email` now.
+    EmailChanged { email: String },
 }
 
 /// One of the user's sessions, as "Your devices" lists it.
@@ -199,6 +208,24 @@ pub struct SignOutOutcome {
     /// The app backend's logout hook failed (it is retried with the revocation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hook_error: Option<ErrorView>,
+    /// What the server could not do, and will not do however often it is asked: a `global`
+    /// or `others` sign-out whose own session had already ended there revokes nothing
+    /// (`session_already_ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_not_done: Option<ErrorView>,
+}
+
+impl SignOutOutcome {
+    /// Why a `global` or `others` sign-out could not reach the user's other sessions.
+    pub fn already_ended() -> ErrorView {
+        ErrorView {
+            code: "session_already_ended".into(),
+            message: "this device's session had already ended at the server, so the server \
+                      could not sign out your other devices: sign in again, then sign out \
+                      everywhere"
+                .into(),
+        }
+    }
 }
 
 /// What a sign-up did.

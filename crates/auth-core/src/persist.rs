@@ -72,6 +72,9 @@ pub enum FlowKind {
     MagicLink,
     SignUp,
     Recovery,
+    /// A change of email address: its mailed links come back to the app (PKCE), the
+    /// flow's `email` is the new address.
+    EmailChange,
 }
 
 /// A flow this engine started and expects back.

@@ -8,8 +8,12 @@
 //!   segment: the project's gateway would resolve them, and `/rest/v1/../../auth/v1/user`
 //!   must not reach the auth server with the user's token.
 //! - `apikey` is the project's anon/publishable key and `Authorization` the user's access
-//!   token (the key itself when signed out, as supabase-js does); whatever the page set in
-//!   either, or in `Cookie`, is dropped, as are hop-by-hop headers.
+//!   token. Signed out, a legacy anon key (a JWT) is the bearer, as supabase-js sends it;
+//!   a publishable key (`sb_publishable_…`, not a JWT) goes in `apikey` only, as Supabase
+//!   documents for the new keys: its gateway turns it into the anon role for REST, Storage
+//!   and GraphQL, while Edge Functions refuse it as a bearer (`verify_jwt` cannot read it).
+//!   Whatever the page set in either header, or in `Cookie`, is dropped, as are hop-by-hop
+//!   headers.
 //! - The token comes from the engine (single-flight refresh; a token about to expire is
 //!   refreshed first). A `401` (or Storage's `400`/`403`) whose body says the JWT expired
 //!   (the server's clock ahead of ours) triggers one refresh and one retry; every other answer passes through as
@@ -255,11 +259,15 @@ impl DataProxy {
         first
     }
 
-    /// The user's access token, or the key itself when nobody is signed in.
-    async fn bearer(&self) -> Result<String, Box<ProxyResponse>> {
+    /// The user's access token; when nobody is signed in, the key itself if it is a
+    /// legacy anon JWT, and no bearer at all for a publishable key.
+    async fn bearer(&self) -> Result<Option<String>, Box<ProxyResponse>> {
         match self.client.access_token().await {
-            Ok(token) => Ok(token.expose_secret().to_owned()),
-            Err(AuthError::NotSignedIn) => Ok(self.client.config().anon_key.clone()),
+            Ok(token) => Ok(Some(token.expose_secret().to_owned())),
+            Err(AuthError::NotSignedIn) => {
+                let key = &self.client.config().anon_key;
+                Ok((!key.starts_with("sb_")).then(|| key.clone()))
+            }
             Err(e) => Err(Box::new(ProxyResponse::error(
                 503,
                 "session_unavailable",
@@ -275,7 +283,7 @@ impl DataProxy {
         &self,
         method: &reqwest::Method,
         request: &ProxyRequest,
-        bearer: &str,
+        bearer: &Option<String>,
     ) -> Result<ProxyResponse, Box<ProxyResponse>> {
         let mut call = self.http.request(
             method.clone(),
@@ -287,9 +295,10 @@ impl DataProxy {
             }
             call = call.header(name.as_str(), value.as_slice());
         }
-        call = call
-            .header("apikey", self.client.config().anon_key.as_str())
-            .bearer_auth(bearer);
+        call = call.header("apikey", self.client.config().anon_key.as_str());
+        if let Some(bearer) = bearer {
+            call = call.bearer_auth(bearer);
+        }
         if !request.body.is_empty() {
             call = call.body(request.body.clone());
         }

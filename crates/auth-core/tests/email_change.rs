@@ -10,14 +10,21 @@ use support::*;
 
 fn code_for(env: &Env, email: &str) -> OneTimeCode {
     let mails = env.emu.mail_for(Some(email)).unwrap();
-    OneTimeCode::new(mails.last().expect("a mail").otp.clone())
+    OneTimeCode::new(
+        mails
+            .last()
+            .expect("a mail")
+            .otp
+            .clone()
+            .expect("a code in the mail"),
+    )
 }
 
 #[tokio::test]
 async fn both_addresses_confirm_then_the_address_changes_and_no_extra_session_lives() {
     let env = Env::with(Config {
         autoconfirm: false,
-        ..Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     let user = env.create_user("old@example.com").await;
@@ -77,7 +84,7 @@ async fn both_addresses_confirm_then_the_address_changes_and_no_extra_session_li
 async fn a_wrong_code_is_an_error_and_changes_nothing() {
     let env = Env::with(Config {
         autoconfirm: false,
-        ..Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     env.create_user("keep@example.com").await;

@@ -367,7 +367,7 @@ async fn others_keeps_this_session_and_needs_the_server() {
 async fn a_failed_save_during_refresh_loses_no_session() {
     let env = Env::with(gotrue_emulator::Config {
         refresh_token_reuse_interval: Duration::ZERO,
-        ..gotrue_emulator::Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     env.create_user("disk@example.com").await;
@@ -501,7 +501,7 @@ async fn oauth_pkce_callback_is_accepted_once_and_only_for_our_flows() {
         .unwrap();
     let deep_link = callback.headers()["location"].to_str().unwrap().to_owned();
     assert!(
-        deep_link.starts_with("tessera://auth/callback?flow="),
+        deep_link.starts_with("tessera://auth/callback?"),
         "{deep_link}"
     );
 
@@ -546,7 +546,7 @@ async fn magic_link_and_email_code() {
         .unwrap();
     let deep_link = click.headers()["location"].to_str().unwrap().to_owned();
     assert!(
-        deep_link.starts_with("tessera://auth/callback?flow="),
+        deep_link.starts_with("tessera://auth/callback?"),
         "{deep_link}"
     );
     d.client.handle_callback(&deep_link).await.unwrap();
@@ -827,7 +827,7 @@ async fn a_value_the_store_cannot_decrypt_is_removed_and_the_user_signed_out() {
 async fn session_timebox_ends_with_reason_expired() {
     let env = Env::with(gotrue_emulator::Config {
         sessions_timebox: Some(Duration::from_secs(600)),
-        ..gotrue_emulator::Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     env.create_user("box@example.com").await;
@@ -903,7 +903,7 @@ async fn a_process_with_a_stale_token_uses_the_stored_one_even_when_both_are_due
     // Strict server: any reuse outside the parent rule revokes the whole session.
     let env = Env::with(gotrue_emulator::Config {
         refresh_token_reuse_interval: Duration::ZERO,
-        ..gotrue_emulator::Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     env.create_user("stale@example.com").await;
@@ -1021,7 +1021,7 @@ async fn a_refresh_never_resurrects_a_session_another_process_ended() {
     // Strict server: a refresh token sent twice would revoke the whole session.
     let env = Env::with(gotrue_emulator::Config {
         refresh_token_reuse_interval: Duration::ZERO,
-        ..gotrue_emulator::Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     env.create_user("race@example.com").await;

@@ -96,7 +96,7 @@ async fn signed_in(cfg: AuthConfig, store: &Arc<TestStore>, email: &str) -> Engi
 fn strict() -> gotrue_emulator::Config {
     gotrue_emulator::Config {
         refresh_token_reuse_interval: Duration::ZERO,
-        ..gotrue_emulator::Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     }
 }
 

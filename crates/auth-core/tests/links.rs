@@ -8,10 +8,10 @@ use auth_core::{AuthEvent, LinkOutcome, SignOutScope};
 use serde_json::Value;
 use support::*;
 
-/// The app link the emulator's mail carries: what a Supabase email template renders as
-/// `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` (see the README).
+/// The app link a project's template with an https app-link base hands to the app
+/// ([`tessera_test_support::token_hash_link`]).
 fn template_link(mail: &Value) -> String {
-    mail["app_link"].as_str().unwrap().to_owned()
+    tessera_test_support::token_hash_link(mail)
 }
 
 fn session_id(d: &Device) -> String {

@@ -19,7 +19,7 @@ async fn a_gotrue_is_found_and_what_it_offers_is_read() {
         disable_signup: true,
         autoconfirm: false,
         anonymous_users: false,
-        ..Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await
     .unwrap();

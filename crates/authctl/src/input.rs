@@ -59,7 +59,7 @@ pub fn read_new_password(plain: bool) -> Result<Password, AuthError> {
 pub fn read_code(plain: bool) -> Result<OneTimeCode, AuthError> {
     if interactive(plain) {
         let mut err = std::io::stderr();
-        let _ = write!(err, "Code from the email: ").and_then(|()| err.flush());
+        let _ = write!(err, "Code (or link) from the email: ").and_then(|()| err.flush());
     }
     let code: String = read_line("code")?
         .chars()
@@ -71,4 +71,37 @@ pub fn read_code(plain: bool) -> Result<OneTimeCode, AuthError> {
         ));
     }
     Ok(OneTimeCode::new(code))
+}
+
+/// A link from a mail: prompted on a terminal, else the first line of stdin.
+pub fn read_link() -> Result<String, AuthError> {
+    if interactive(false) {
+        let mut err = std::io::stderr();
+        let _ = write!(err, "Link from the email: ").and_then(|()| err.flush());
+    }
+    let link = read_line("link")?.trim().to_owned();
+    if link.is_empty() {
+        return Err(AuthError::InvalidInput(
+            "no link on stdin: paste the link from the email".into(),
+        ));
+    }
+    Ok(link)
+}
+
+/// The code from a mail, or the link in it (GoTrue's stock templates mail only the link):
+/// what `recover` takes.
+pub enum CodeOrLink {
+    Code(OneTimeCode),
+    Link(String),
+}
+
+/// [`read_code`] that also takes the mail's link.
+pub fn read_code_or_link(plain: bool) -> Result<CodeOrLink, AuthError> {
+    let code = read_code(plain)?;
+    let text = code.expose_secret();
+    Ok(if text.starts_with("http") || text.contains("://") {
+        CodeOrLink::Link(text.to_owned())
+    } else {
+        CodeOrLink::Code(code)
+    })
 }

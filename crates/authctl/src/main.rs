@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         action: OtpAction,
     },
+    /// Finish what a mailed link of this app's started: a magic link, a sign-up
+    /// confirmation, a password reset or an email change. The link is read from stdin (it
+    /// is a credential: never an argument), copied from the mail as it is — the server's
+    /// `…/verify?…` link — or the `tessera://…` link the browser was sent to.
+    Link,
     /// Refresh the session now.
     Refresh,
     /// The user, fresh from the server.
@@ -157,6 +162,43 @@ enum OtpAction {
 enum OutboxAction {
     /// Try to deliver every pending revocation now.
     Flush,
+}
+
+/// What a link did, in a line or two.
+#[allow(clippy::print_stdout)]
+fn print_link_outcome(client: &AuthClient, outcome: auth_core::LinkOutcome) {
+    use auth_core::LinkOutcome;
+    match outcome {
+        LinkOutcome::SignedIn { session } => print_session(&session),
+        LinkOutcome::Checked { signed_in } => println!(
+            "checked with the server: {}",
+            if signed_in {
+                "still signed in"
+            } else {
+                "signed out"
+            }
+        ),
+        LinkOutcome::ConfirmSwitch { switch } => {
+            // A terminal has no dialog: the other account's session is revoked.
+            println!(
+                "the link signs in {}, not {} who is signed in here: not used",
+                switch.incoming.email, switch.current.email
+            );
+            let client = client.clone();
+            let id = switch.id;
+            tokio::spawn(async move {
+                let _ = client.resolve_account_switch(&id, false).await;
+            });
+        }
+        LinkOutcome::EmailConfirmed { email } => println!(
+            "{email} is confirmed; the link came too late to sign in: `authctl sign-in --email \
+             {email} --password-stdin`"
+        ),
+        LinkOutcome::EmailChangeWaiting { email } => println!(
+            "one address confirmed the change to {email}; now the link sent to the other one"
+        ),
+        LinkOutcome::EmailChanged { email } => println!("the account's address is now {email}"),
+    }
 }
 
 fn relative(expires_at: i64) -> String {
@@ -262,7 +304,18 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
             action: OtpAction::Send { email },
         } => {
             client.sign_in_with_otp(&email).await?;
-            println!("sent a code and a sign-in link to {email}");
+            println!(
+                "sent a sign-in link to {email} (and a code, if the project's template shows                  one): `authctl link` takes the link, `authctl otp verify` the code"
+            );
+        }
+        Command::Link => {
+            let link = input::read_link()?;
+            let outcome = if link.starts_with("http") {
+                client.follow_email_link(&link).await?
+            } else {
+                client.handle_callback(&link).await?
+            };
+            print_link_outcome(&client, outcome);
         }
         Command::Otp {
             action: OtpAction::Verify { email, code, kind },
@@ -302,6 +355,8 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
                     "the app's server failed ({}: {}): the sign-out is queued (authctl outbox flush)",
                     e.code, e.message
                 )
+            } else if let Some(e) = &outcome.server_not_done {
+                e.message.clone()
             } else if outcome.queued {
                 "the server could not be reached: the revocation is queued (authctl outbox flush)"
                     .to_owned()

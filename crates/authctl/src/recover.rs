@@ -1,8 +1,9 @@
-//! `authctl recover`: a forgotten password. The server mails a link (for the app) and a
-//! 6-digit code; the code, typed here, signs this device in (`PASSWORD_RECOVERY`) and the
-//! new password is set. GoTrue ends the user's other sessions when the password changes.
+//! `authctl recover`: a forgotten password. The server mails a link (GoTrue's stock
+//! template) and, if the project's template shows it, a code; either, given here, signs
+//! this device in (`PASSWORD_RECOVERY`) and the new password is set. GoTrue ends the
+//! user's other sessions when the password changes.
 
-use auth_core::{AuthClient, AuthError, OneTimeCode, UserUpdate};
+use auth_core::{AuthClient, AuthError, UserUpdate};
 use clap::Args;
 
 use crate::input;
@@ -30,8 +31,8 @@ pub async fn run(client: &AuthClient, args: Recover) -> Result<(), AuthError> {
     if !args.have_code {
         client.reset_password_for_email(email).await?;
         println!(
-            "sent a password-recovery mail to {email} (if it has an account): it has a link for \
-             the app and a 6-digit code"
+            "sent a password-recovery mail to {email} (if it has an account): give its link (or \
+             its code, if it shows one)"
         );
         if args.send_only {
             println!(
@@ -42,9 +43,19 @@ pub async fn run(client: &AuthClient, args: Recover) -> Result<(), AuthError> {
         }
     }
     // Read both before using the code: a code is good once.
-    let code: OneTimeCode = input::read_code(args.code_stdin)?;
+    let proof = input::read_code_or_link(args.code_stdin)?;
     let password = input::read_new_password(args.code_stdin)?;
-    let view = client.verify_otp(email, &code, "recovery").await?;
+    let view = match proof {
+        input::CodeOrLink::Code(code) => client.verify_otp(email, &code, "recovery").await?,
+        input::CodeOrLink::Link(link) => match client.follow_email_link(&link).await? {
+            auth_core::LinkOutcome::SignedIn { session } => session,
+            _ => {
+                return Err(AuthError::InvalidInput(
+                    "that link is not this account's password reset".into(),
+                ));
+            }
+        },
+    };
     let update = UserUpdate {
         password: Some(password),
         ..UserUpdate::default()

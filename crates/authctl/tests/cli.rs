@@ -16,7 +16,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn sign_in_status_user_refresh_sign_out() {
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     create_user(&emu, "cli@example.com").await;
     let ctl = Ctl::new(&emu);
     ctl.sign_in("cli@example.com");
@@ -39,7 +39,7 @@ async fn sign_in_status_user_refresh_sign_out() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     let user_id = create_user(&emu, "offline-cli@example.com").await;
     let ctl = Ctl::new(&emu);
     ctl.sign_in("offline-cli@example.com");
@@ -95,7 +95,7 @@ async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
 async fn two_processes_on_an_expiring_session_refresh_once() {
     let emu = emulator(Config {
         jwt_exp: Duration::from_secs(6),
-        ..Config::for_tests()
+        ..tessera_test_support::config_with_codes()
     })
     .await;
     create_user(&emu, "pair@example.com").await;
@@ -133,7 +133,7 @@ async fn two_processes_on_an_expiring_session_refresh_once() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn errors_are_one_line_with_a_code_and_passwords_never_go_in_argv() {
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     create_user(&emu, "err@example.com").await;
     let ctl = Ctl::new(&emu);
     let out = ctl.run(
@@ -180,7 +180,7 @@ async fn errors_are_one_line_with_a_code_and_passwords_never_go_in_argv() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn profiles_otp_anonymous_and_watch() {
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     create_user(&emu, "otp-cli@example.com").await;
     let a = Ctl::new(&emu);
     let b = Ctl::new(&emu);
@@ -236,7 +236,7 @@ async fn profiles_otp_anonymous_and_watch() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn your_devices_list_and_revoke() {
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     create_user(&emu, "devices-cli@example.com").await;
     let (laptop, phone, tablet) = (Ctl::new(&emu), Ctl::new(&emu), Ctl::new(&emu));
     for ctl in [&laptop, &phone, &tablet] {
@@ -271,7 +271,7 @@ async fn your_devices_list_and_revoke() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn the_same_commands_against_a_supertokens_backend() {
-    let emu = emulator(Config::for_tests()).await; // for the Ctl helper only
+    let emu = emulator(tessera_test_support::config_with_codes()).await; // for the Ctl helper only
     let st = supertokens_emulator::start(supertokens_emulator::Config::for_tests())
         .await
         .unwrap();
@@ -319,7 +319,7 @@ async fn the_same_commands_against_a_supertokens_backend() {
 async fn recover_with_the_emailed_code_sets_a_new_password_and_ends_other_sessions() {
     const EMAIL: &str = "forgot@example.com";
     const NEW_PASSWORD: &str = "a-new-horse-42";
-    let emu = emulator(Config::for_tests()).await;
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
     let user_id = create_user(&emu, EMAIL).await;
     let (laptop, phone) = (Ctl::new(&emu), Ctl::new(&emu));
     phone.sign_in(EMAIL);
@@ -327,7 +327,7 @@ async fn recover_with_the_emailed_code_sets_a_new_password_and_ends_other_sessio
         let mails = emu.mail_for(Some(EMAIL)).unwrap();
         let mail = mails.last().unwrap();
         assert_eq!(mail.mail_type, "recovery");
-        mail.otp.clone()
+        mail.otp.clone().expect("a code in the mail")
     };
 
     // --send-only: the mail, nothing else.

@@ -14,6 +14,11 @@
 export const STATE_EVENT = 'auth:state-change';
 /** The event a link for another account arrives as: `{ id, current, incoming, expiresAt }`. */
 export const ACCOUNT_SWITCH_EVENT = 'auth:account-switch';
+/**
+ * The event a link that changed no session arrives as: `{ outcome: 'emailConfirmed' |
+ * 'emailChangeWaiting' | 'emailChanged', email }`.
+ */
+export const LINK_EVENT = 'auth:link';
 
 function invoke(command, args = {}) {
   return window.__TAURI_INTERNALS__.invoke(`plugin:tessera|${command}`, args);
@@ -35,6 +40,17 @@ export async function onAuthStateChange(handler) {
  */
 export async function onAccountSwitch(handler) {
   return listen(ACCOUNT_SWITCH_EVENT, handler);
+}
+
+/**
+ * Calls `handler(outcome)` when a link did something that signs nobody in: a sign-up
+ * confirmed after the server's five minutes (`emailConfirmed`: sign in with the password),
+ * the first of an email change's two links (`emailChangeWaiting`), or the change done
+ * (`emailChanged`).
+ * @returns {Promise<() => Promise<void>>}
+ */
+export async function onLink(handler) {
+  return listen(LINK_EVENT, handler);
 }
 
 async function listen(event, handler) {

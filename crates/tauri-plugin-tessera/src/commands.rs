@@ -390,11 +390,19 @@ pub async fn auth_demo_mailbox<R: Runtime>(app: AppHandle<R>) -> Result<Vec<crat
     crate::demo_mailbox(&app)
 }
 
-/// Opens the link of a demo mail, exactly as if the OS had handed it to the app.
+/// Opens the link of a demo mail as the person's browser would: the demo server's
+/// `/verify` answers with a redirect to the app, which is then handled exactly as if the
+/// OS had handed it over.
 #[tauri::command]
-pub async fn auth_open_demo_mail<R: Runtime>(app: AppHandle<R>, id: i64) -> Result<()> {
+pub async fn auth_open_demo_mail<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AuthState>,
+    id: i64,
+) -> Result<()> {
     let link = crate::demo_mail_link(&app, id)?;
-    crate::handle_link(&app, link).await;
+    state.ready().await;
+    let result = state.client()?.follow_email_link(&link).await;
+    crate::announce_link(&app, result);
     Ok(())
 }
 

@@ -19,6 +19,7 @@
 
 mod command_names;
 mod commands;
+mod demo;
 #[cfg(desktop)]
 mod desktop_entry;
 mod error;
@@ -36,6 +37,8 @@ use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WindowEvent};
 
 pub use command_names::COMMANDS;
+pub use demo::{DemoMail, DemoMailView, DemoMailbox};
+pub(crate) use demo::{demo_mail_link, demo_mailbox};
 pub use error::CommandError;
 pub use proxy::SCHEME as PROXY_SCHEME;
 pub use server::SERVER_EVENT;
@@ -49,6 +52,9 @@ pub const STATE_EVENT: &str = "auth:state-change";
 /// `auth_core::AccountSwitch`): the UI asks the user, then calls
 /// `auth_resolve_account_switch`.
 pub const ACCOUNT_SWITCH_EVENT: &str = "auth:account-switch";
+/// What a link did that changed no session, for the UI to say (`LinkOutcome`'s
+/// `emailConfirmed`, `emailChangeWaiting`, `emailChanged`).
+pub const LINK_EVENT: &str = "auth:link";
 
 const PREFERENCES_FILE: &str = "preferences.json";
 
@@ -71,6 +77,9 @@ pub struct BackendInfo {
     pub anon_key_hint: Option<String>,
     /// What the server offers (providers, sign-ups, confirmation), when known.
     pub server_settings: Option<auth_core::server::ServerInfo>,
+    /// What the project's Redirect URLs must hold for the app's links to come back
+    /// (`tessera://auth/callback**`).
+    pub redirect_url: String,
 }
 
 /// Non-secret preferences (tauri-plugin-store).
@@ -394,11 +403,33 @@ pub(crate) async fn handle_link<R: Runtime>(app: &AppHandle<R>, url: String) {
         tracing::warn!("a deep link came while no server is connected; ignored");
         return;
     };
-    match client.handle_callback(&url).await {
+    let result = client.handle_callback(&url).await;
+    announce_link(app, result);
+}
+
+/// Tells the UI what a link did, beyond the auth event the engine emits: an account
+/// switch to agree to (`auth:account-switch`), or news that changes no session
+/// (`auth:link`: an address confirmed too late to sign in, half or all of an email
+/// change). The main window comes to the front.
+pub(crate) fn announce_link<R: Runtime>(
+    app: &AppHandle<R>,
+    result: Result<LinkOutcome, auth_core::AuthError>,
+) {
+    match result {
         Ok(LinkOutcome::ConfirmSwitch { switch }) => {
             tracing::info!("deep link for another account: asking the user");
             if let Err(e) = app.emit(ACCOUNT_SWITCH_EVENT, &switch) {
                 tracing::warn!(error = %e, "cannot ask about the account switch");
+            }
+        }
+        Ok(
+            outcome @ (LinkOutcome::EmailConfirmed { .. }
+            | LinkOutcome::EmailChangeWaiting { .. }
+            | LinkOutcome::EmailChanged { .. }),
+        ) => {
+            tracing::info!("deep link accepted");
+            if let Err(e) = app.emit(LINK_EVENT, &outcome) {
+                tracing::warn!(error = %e, "cannot tell the UI what the link did");
             }
         }
         Ok(_) => tracing::info!("deep link accepted"),
@@ -491,96 +522,4 @@ pub(crate) fn apply_idle_timeout<R: Runtime>(app: &AppHandle<R>, client: &AuthCl
 
 pub(crate) fn remember_email<R: Runtime>(app: &AppHandle<R>, email: &str) {
     save_preference(app, "lastEmail", json!(email.trim()));
-}
-
-/// Reads the embedded server's sent mail, in process.
-pub type DemoMailbox = Box<dyn Fn() -> Result<Vec<DemoMail>, String> + Send + Sync>;
-
-/// A mail the embedded demo server sent. `Debug` leaves out its code and link (one-time
-/// credentials).
-#[derive(Clone)]
-pub struct DemoMail {
-    pub id: i64,
-    pub to: String,
-    pub subject: String,
-    /// `signup`, `magiclink`, `recovery`, `email_change`, …
-    pub kind: String,
-    /// The one-time code in the mail.
-    pub code: String,
-    /// The app link in the mail (`tessera://auth/callback?flow=…&token_hash=…`).
-    pub link: Option<String>,
-    pub sent_at: String,
-}
-
-impl std::fmt::Debug for DemoMail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoMail")
-            .field("id", &self.id)
-            .field("to", &self.to)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A demo mail as the UI sees it: the link stays here (the UI opens it by id).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DemoMailView {
-    pub id: i64,
-    pub to: String,
-    pub subject: String,
-    pub kind: String,
-    pub code: String,
-    pub has_link: bool,
-    pub sent_at: String,
-}
-
-fn demo_mails<R: Runtime>(app: &AppHandle<R>) -> Result<Vec<DemoMail>, CommandError> {
-    let not_demo = || {
-        CommandError::new(
-            "no_demo_mailbox",
-            "The mailbox shows the mail of the embedded demo server only.",
-        )
-    };
-    let state = app.state::<AuthState>();
-    if !state.backend().embedded {
-        return Err(not_demo());
-    }
-    let servers = app.try_state::<server::Servers<R>>().ok_or_else(not_demo)?;
-    let running = servers
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .ok_or_else(not_demo)?;
-    let mailbox = running.mailbox.as_ref().ok_or_else(not_demo)?;
-    mailbox().map_err(|e| CommandError::new("mailbox_error", e))
-}
-
-pub(crate) fn demo_mailbox<R: Runtime>(
-    app: &AppHandle<R>,
-) -> Result<Vec<DemoMailView>, CommandError> {
-    Ok(demo_mails(app)?
-        .into_iter()
-        .map(|m| DemoMailView {
-            id: m.id,
-            to: m.to,
-            subject: m.subject,
-            kind: m.kind,
-            code: m.code,
-            has_link: m.link.is_some(),
-            sent_at: m.sent_at,
-        })
-        .collect())
-}
-
-pub(crate) fn demo_mail_link<R: Runtime>(
-    app: &AppHandle<R>,
-    id: i64,
-) -> Result<String, CommandError> {
-    demo_mails(app)?
-        .into_iter()
-        .find(|m| m.id == id)
-        .and_then(|m| m.link)
-        .ok_or_else(|| CommandError::new("not_found", "That mail has no link to open."))
 }

@@ -145,9 +145,15 @@ impl<R: Runtime> Servers<R> {
             .unwrap_or_default()
             .parse()
             .map_err(|e: auth_core::AuthError| e.to_string())?;
+        let callback_base = self
+            .settings
+            .callback_base
+            .clone()
+            .unwrap_or_else(|| "tessera://auth".into());
         let mut backend = BackendInfo {
             locked: self.locked(),
             embedded_available: self.embedded.is_some() && !self.locked(),
+            redirect_url: auth_core::redirect_allow_list_entry(&callback_base),
             ..BackendInfo::default()
         };
         // The embedded server, once started, is kept running by `running` (below).
@@ -197,11 +203,7 @@ impl<R: Runtime> Servers<R> {
             .ok()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| profile.into());
-        cfg.callback_base = self
-            .settings
-            .callback_base
-            .clone()
-            .unwrap_or_else(|| "tessera://auth".into());
+        cfg.callback_base = callback_base;
         cfg.rest_url = self.settings.rest_url.clone().filter(|_| backend.locked);
         // The build's own backend is told of sign-outs of the build's own server only: the
         // access token of a server the person chose must not go to it.

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use gotrue_emulator::{Config, Emulator, EmulatorHandle, NewUser};
+use gotrue_emulator::{Config, Emulator, EmulatorHandle, MailTemplates, NewUser};
 use serde_json::Value;
 
 /// The password of every user the suites create.
@@ -21,10 +21,34 @@ pub struct Env {
     pub http: reqwest::Client,
 }
 
+/// [`Config::for_tests`] with mail templates that show the one-time code too (a project
+/// that edited GoTrue's stock templates, which mail links only): what the suites that
+/// type a code need.
+pub fn config_with_codes() -> Config {
+    Config {
+        mail_templates: MailTemplates::with_codes(),
+        ..Config::for_tests()
+    }
+}
+
+/// The link a mail of the emulator's carries straight to the app when the project's
+/// template is `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` with an https
+/// base that hands over to the app (App Links, Universal Links): the deep link the OS
+/// passes on. With the `tessera:` base itself, GoTrue's `html/template` would render it
+/// `#ZgotmplZ…`.
+pub fn token_hash_link(mail: &Value) -> String {
+    format!(
+        "{}&token_hash={}&type={}",
+        mail["redirect_to"].as_str().unwrap(),
+        mail["token_hash"].as_str().unwrap(),
+        mail["type"].as_str().unwrap()
+    )
+}
+
 impl Env {
-    /// With [`Config::for_tests`].
+    /// With [`config_with_codes`].
     pub async fn start() -> Self {
-        Self::with(Config::for_tests()).await
+        Self::with(config_with_codes()).await
     }
 
     pub async fn with(config: Config) -> Self {

@@ -209,6 +209,21 @@ impl GoTrueApi {
         url
     }
 
+    /// `POST /verify` of an email change: a session when the change is complete, `None`
+    /// for GoTrue's "confirm the other address too" message.
+    async fn email_change_answer(&self, body: Value) -> Result<Option<TokenResponse>, AuthError> {
+        let answer: Value = self.call(Method::POST, "/verify", None, Some(body)).await?;
+        if answer.get("access_token").is_some() {
+            return crate::decode::from_value("session", answer).map(Some);
+        }
+        if answer.get("msg").and_then(Value::as_str).is_some() {
+            return Ok(None);
+        }
+        Err(AuthError::InvalidResponse(
+            "an email-change confirmation that is neither a session nor a message".into(),
+        ))
+    }
+
     fn with_redirect(path: &str, redirect_to: Option<&str>) -> String {
         match redirect_to {
             Some(r) => format!("{path}?redirect_to={}", urlencode(r)),
@@ -375,16 +390,15 @@ impl AuthBackend for GoTrueApi {
         code: &OneTimeCode,
     ) -> Result<Option<TokenResponse>, AuthError> {
         let body = json!({ "email": email, "token": code.expose_secret(), "type": "email_change" });
-        let answer: Value = self.call(Method::POST, "/verify", None, Some(body)).await?;
-        if answer.get("access_token").is_some() {
-            return crate::decode::from_value("session", answer).map(Some);
-        }
-        if answer.get("msg").and_then(Value::as_str).is_some() {
-            return Ok(None);
-        }
-        Err(AuthError::InvalidResponse(
-            "an email-change confirmation that is neither a session nor a message".into(),
-        ))
+        self.email_change_answer(body).await
+    }
+
+    async fn verify_email_change_link(
+        &self,
+        token_hash: &OneTimeCode,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        let body = json!({ "token_hash": token_hash.expose_secret(), "type": "email_change" });
+        self.email_change_answer(body).await
     }
 
     async fn verify_token_hash(
@@ -394,6 +408,33 @@ impl AuthBackend for GoTrueApi {
     ) -> Result<TokenResponse, AuthError> {
         let body = json!({ "token_hash": token_hash.expose_secret(), "type": kind });
         self.call(Method::POST, "/verify", None, Some(body)).await
+    }
+
+    async fn follow_email_link(&self, link: &str) -> Result<String, AuthError> {
+        let ours = format!("{}/verify?", self.base);
+        if !link.starts_with(&ours) {
+            return Err(AuthError::InvalidInput(
+                "not a link to this server's /verify".into(),
+            ));
+        }
+        let resp = self
+            .http
+            .get(link)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match location {
+            Some(location) if resp.status().is_redirection() => Ok(location),
+            _ => Err(AuthError::InvalidResponse(format!(
+                "/verify answered {} without a redirect",
+                resp.status()
+            ))),
+        }
     }
 
     async fn exchange_code(
@@ -451,8 +492,11 @@ impl AuthBackend for GoTrueApi {
         &self,
         access_token: &AccessToken,
         update: &UserUpdate,
+        code_challenge: Option<&str>,
+        redirect_to: Option<&str>,
     ) -> Result<Value, AuthError> {
         let mut body = json!({});
+        with_pkce(&mut body, code_challenge);
         if let Some(email) = &update.email {
             body["email"] = json!(email);
         }
@@ -462,8 +506,13 @@ impl AuthBackend for GoTrueApi {
         if let Some(data) = &update.data {
             body["data"] = data.clone();
         }
-        self.call(Method::PUT, "/user", Some(access_token), Some(body))
-            .await
+        self.call(
+            Method::PUT,
+            &Self::with_redirect("/user", redirect_to),
+            Some(access_token),
+            Some(body),
+        )
+        .await
     }
 
     async fn mfa_enroll(

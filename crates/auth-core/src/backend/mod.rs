@@ -251,6 +251,22 @@ pub trait AuthBackend: Send + Sync + std::fmt::Debug {
         Err(AuthError::Unsupported("email codes"))
     }
 
+    /// Verifies an email-change link's token hash in the app: `None` for the first of a
+    /// secure change's two links (a message, no session), the session for the last.
+    async fn verify_email_change_link(
+        &self,
+        _token_hash: &OneTimeCode,
+    ) -> Result<Option<TokenResponse>, AuthError> {
+        Err(AuthError::Unsupported("changing the email address"))
+    }
+
+    /// Opens a mailed `/verify` link of this server as a browser does — one `GET`, its
+    /// redirect not followed — and returns where it redirects (the app's callback, with a
+    /// code or an error). Only a link to this server's own `/verify` is opened.
+    async fn follow_email_link(&self, _link: &str) -> Result<String, AuthError> {
+        Err(AuthError::Unsupported("email links"))
+    }
+
     async fn verify_token_hash(
         &self,
         _token_hash: &OneTimeCode,
@@ -277,10 +293,15 @@ pub trait AuthBackend: Send + Sync + std::fmt::Debug {
         Err(AuthError::Unsupported("OAuth sign-in"))
     }
 
+    /// Changes the user. A new email address is confirmed by mailed links; with a code
+    /// challenge and a redirect they come back to the app as a PKCE flow (else GoTrue's
+    /// links sign the browser in at the site URL).
     async fn update_user(
         &self,
         _access_token: &AccessToken,
         _update: &UserUpdate,
+        _code_challenge: Option<&str>,
+        _redirect_to: Option<&str>,
     ) -> Result<Value, AuthError> {
         Err(AuthError::Unsupported("changing the account"))
     }

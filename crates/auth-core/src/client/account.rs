@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// The name a TOTP factor gets when the user gives none.
+const DEFAULT_FACTOR_NAME: &str = "Authenticator app";
+
+/// `base`, or `base 2`, `base 3`, … — the first no factor of the user has.
+fn unique_factor_name(base: &str, factors: &[crate::backend::Factor]) -> String {
+    let taken = |name: &str| factors.iter().any(|f| f.friendly_name == name);
+    if !taken(base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{base} {n}"))
+        .find(|name| !taken(name))
+        .unwrap_or_else(|| base.to_owned())
+}
+
 impl AuthClient {
     // --------------------------------------------------------------------------- user, MFA
 
@@ -20,9 +35,37 @@ impl AuthClient {
         crate::decode::from_value("user", raw)
     }
 
+    /// Changes the user. A new email address starts a flow of this device: the project's
+    /// confirmation links come back to the app (PKCE) and finish the change there, and
+    /// neither link signs a browser in.
     pub async fn update_user(&self, update: UserUpdate) -> Result<User, AuthError> {
         let token = self.access_token().await?;
-        let raw = self.inner.api.update_user(&token, &update).await;
+        let current = self.current().map(|s| s.user.email).unwrap_or_default();
+        let new_email = update
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case(&current));
+        let flow = match new_email {
+            Some(email) => Some(self.start_flow(FlowKind::EmailChange, Some(email)).await?),
+            None => None,
+        };
+        let redirect = flow.as_ref().map(|(f, _)| self.callback_url(&f.id));
+        let raw = self
+            .inner
+            .api
+            .update_user(
+                &token,
+                &update,
+                flow.as_ref().map(|(_, challenge)| challenge.as_str()),
+                redirect.as_deref(),
+            )
+            .await;
+        if raw.is_err()
+            && let Some((flow, _)) = &flow
+        {
+            self.forget_flow(&flow.id).await;
+        }
         let raw = self.report(raw)?;
         self.update_user_locally(raw.clone(), true).await?;
         crate::decode::from_value("user", raw)
@@ -48,6 +91,17 @@ impl AuthClient {
         let Some(resp) = self.report(answer)? else {
             return Ok(EmailChangeOutcome::OtherAddressPending);
         };
+        self.end_extra_session(resp).await;
+        let raw = self.report(self.inner.api.get_user(&token).await)?;
+        self.update_user_locally(raw.clone(), true).await?;
+        Ok(EmailChangeOutcome::Changed {
+            user: Box::new(crate::decode::from_value("user", raw)?),
+        })
+    }
+
+    /// The session GoTrue issues when an email change completes: this device keeps its
+    /// own, so that one is ended at the server through the outbox.
+    pub(super) async fn end_extra_session(&self, resp: TokenResponse) {
         let now = self.inner.clock.now();
         match Session::from_response(resp, now, self.inner.cfg.refresh_margin) {
             Ok(extra) => {
@@ -59,19 +113,24 @@ impl AuthClient {
             }
             Err(e) => tracing::warn!(code = e.code(), "the email change's session is unreadable"),
         }
-        let raw = self.report(self.inner.api.get_user(&token).await)?;
-        self.update_user_locally(raw.clone(), true).await?;
-        Ok(EmailChangeOutcome::Changed {
-            user: Box::new(crate::decode::from_value("user", raw)?),
-        })
     }
 
+    /// Starts a TOTP enrolment. GoTrue refuses a friendly name any factor of the user
+    /// already has — an abandoned, unverified one of the last five minutes included, and
+    /// the empty name too (`mfa_factor_name_conflict`) — so the name is made unique:
+    /// `Authenticator app`, then `Authenticator app 2`, ….
     pub async fn mfa_enroll(
         &self,
         friendly_name: Option<&str>,
     ) -> Result<MfaEnrollment, AuthError> {
+        let user = self.report(self.user().await)?;
+        let base = friendly_name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_FACTOR_NAME);
+        let name = unique_factor_name(base, &user.factors);
         let token = self.access_token().await?;
-        let r = self.inner.api.mfa_enroll(&token, friendly_name).await;
+        let r = self.inner.api.mfa_enroll(&token, Some(&name)).await;
         self.report(r)
     }
 
@@ -161,5 +220,27 @@ impl AuthClient {
                 message: "no such session among yours (it may have ended already)".into(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn factor(name: &str) -> crate::backend::Factor {
+        crate::backend::Factor {
+            id: name.into(),
+            friendly_name: name.into(),
+            factor_type: "totp".into(),
+            status: "unverified".into(),
+        }
+    }
+
+    #[test]
+    fn factor_names_are_made_unique() {
+        assert_eq!(unique_factor_name("Phone", &[]), "Phone");
+        let taken = [factor("Phone"), factor("Phone 2")];
+        assert_eq!(unique_factor_name("Phone", &taken), "Phone 3");
+        assert_eq!(unique_factor_name("Laptop", &taken), "Laptop");
     }
 }

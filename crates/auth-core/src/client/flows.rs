@@ -3,8 +3,20 @@
 
 use super::*;
 
-/// How long a started PKCE flow may take to come back.
-const FLOW_TTL_SECS: i64 = 15 * 60;
+/// How long a started flow may take to come back. An OAuth sign-in: GoTrue keeps its flow
+/// state five minutes from `/authorize` and then sends the browser to the site URL, so ten
+/// minutes is the longest a real one can take. A mailed link: GoTrue's links live for the
+/// project's OTP expiry (24 h by default), and a link clicked after the server's five
+/// minutes still confirms the address or spends the reset — the app keeps the flow so that
+/// it can say so instead of "no sign-in is waiting".
+fn flow_ttl_secs(kind: FlowKind) -> i64 {
+    match kind {
+        FlowKind::OAuth => 10 * 60,
+        FlowKind::MagicLink | FlowKind::SignUp | FlowKind::Recovery | FlowKind::EmailChange => {
+            24 * 60 * 60
+        }
+    }
+}
 /// How far the clock may have stepped back since a flow started (an NTP correction)
 /// before the flow's age is no longer trusted.
 const FLOW_CLOCK_SLACK_SECS: i64 = 5 * 60;
@@ -105,7 +117,8 @@ impl AuthClient {
         self.report(result)
     }
 
-    /// Sends a magic link (which comes back as a PKCE callback) and a 6-digit code.
+    /// Sends a magic link, which comes back as a PKCE callback. The mail carries a code too
+    /// only if the project's template shows one (GoTrue's stock templates do not).
     pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
         let email = Self::check_email(email)?;
         let (flow, challenge) = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
@@ -144,7 +157,8 @@ impl AuthClient {
         self.sign_in_with(resp, event).await
     }
 
-    /// Sends a password-recovery link (a PKCE callback) and code.
+    /// Sends a password-recovery link (a PKCE callback; a code too if the project's
+    /// template shows one).
     pub async fn reset_password_for_email(&self, email: &str) -> Result<(), AuthError> {
         let email = Self::check_email(email)?;
         let (flow, challenge) = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
@@ -154,6 +168,9 @@ impl AuthClient {
             .api
             .recover(&email, Some(&challenge), Some(&redirect))
             .await;
+        if result.is_err() {
+            self.forget_flow(&flow.id).await;
+        }
         self.report(result)
     }
 
@@ -221,7 +238,7 @@ impl AuthClient {
         let now = unix_secs(self.inner.clock.now());
         let _edit = self.inner.flows_gate.lock().await;
         let mut flows = self.load_flows().await;
-        flows.retain(|f| now - f.created_at < FLOW_TTL_SECS);
+        flows.retain(|f| now - f.created_at < flow_ttl_secs(f.kind));
         flows.push(flow.clone());
         while flows.len() > MAX_FLOWS {
             flows.remove(0);
@@ -241,9 +258,24 @@ impl AuthClient {
         {
             tracing::warn!(code = e.code(), "could not remove a used flow");
         }
+        self.is_fresh(&flow).then_some(flow)
+    }
+
+    /// The flow, left in the store (a link that is half of a flow: the first address of a
+    /// secure email change).
+    pub(super) async fn peek_flow(&self, id: &str) -> Option<PendingFlow> {
+        let _edit = self.inner.flows_gate.lock().await;
+        self.load_flows()
+            .await
+            .into_iter()
+            .find(|f| f.id == id)
+            .filter(|f| self.is_fresh(f))
+    }
+
+    fn is_fresh(&self, flow: &PendingFlow) -> bool {
         let now = unix_secs(self.inner.clock.now());
         let age = now.saturating_sub(flow.created_at);
-        (age < FLOW_TTL_SECS && age > -FLOW_CLOCK_SLACK_SECS).then_some(flow)
+        age < flow_ttl_secs(flow.kind) && age > -FLOW_CLOCK_SLACK_SECS
     }
 
     pub(super) async fn forget_flow(&self, id: &str) {

@@ -33,12 +33,32 @@ fn link_type_fits(flow: FlowKind, kind: &str) -> bool {
         // A first magic link to a new address is a sign-up confirmation.
         FlowKind::MagicLink => matches!(kind, "magiclink" | "email" | "signup"),
         FlowKind::Recovery => kind == "recovery",
+        FlowKind::EmailChange => kind == "email_change",
         FlowKind::OAuth => false,
     }
 }
 
 fn refused(why: &str) -> AuthError {
     AuthError::InvalidCallback(why.to_owned())
+}
+
+/// A mailed link came back with a code the server no longer exchanges. GoTrue redirects
+/// with a code only after the link's token was used — the address confirmed, or the
+/// recovery spent — so the outcome is known even though no session comes of it: it keeps
+/// a flow five minutes from the request that mailed the link (`flow_state_expired`), and
+/// deletes it once exchanged or superseded (`flow_state_not_found`, `bad_code_verifier`).
+fn late_link(flow: &PendingFlow, e: AuthError) -> Result<LinkOutcome, AuthError> {
+    let spent = matches!(
+        e.code(),
+        "flow_state_expired" | "flow_state_not_found" | "bad_code_verifier"
+    );
+    match flow.kind {
+        FlowKind::SignUp if spent => Ok(LinkOutcome::EmailConfirmed {
+            email: flow.email.clone().unwrap_or_default(),
+        }),
+        FlowKind::Recovery | FlowKind::MagicLink if spent => Err(AuthError::LinkExpired(flow.kind)),
+        _ => Err(e),
+    }
 }
 
 impl AuthClient {
@@ -62,12 +82,27 @@ impl AuthClient {
                     .take_flow(&flow)
                     .await
                     .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
-                let resp = self
-                    .inner
-                    .api
-                    .exchange_code(&code, &pending.verifier)
-                    .await?;
-                self.finish_link_sign_in(resp, &pending).await
+                if pending.kind == FlowKind::EmailChange {
+                    return self.finish_email_change(&pending).await;
+                }
+                match self.inner.api.exchange_code(&code, &pending.verifier).await {
+                    Ok(resp) => self.finish_link_sign_in(resp, &pending).await,
+                    Err(e) => late_link(&pending, e),
+                }
+            }
+            Callback::Message { flow } => {
+                // Only a flow of this device's that has two halves; it stays waiting for
+                // the other link. Nothing changes here: the message is the server's news.
+                let pending = self
+                    .peek_flow(&flow)
+                    .await
+                    .filter(|f| f.kind == FlowKind::EmailChange)
+                    .ok_or_else(|| {
+                        refused("no email change of this app is waiting for this link")
+                    })?;
+                Ok(LinkOutcome::EmailChangeWaiting {
+                    email: pending.email.unwrap_or_default(),
+                })
             }
             Callback::Error {
                 flow,
@@ -75,9 +110,13 @@ impl AuthClient {
                 description,
             } => {
                 // Only the server's redirect for a flow of this app knows the flow id; any
-                // other error link is somebody else's text, and cancels nothing.
+                // other error link is somebody else's text, and cancels nothing. An email
+                // change keeps waiting: its other link may still work.
                 let pending = match flow {
-                    Some(flow) => self.take_flow(&flow).await,
+                    Some(flow) => match self.peek_flow(&flow).await {
+                        Some(f) if f.kind == FlowKind::EmailChange => Some(f),
+                        _ => self.take_flow(&flow).await,
+                    },
                     None => None,
                 };
                 if pending.is_none() {
@@ -103,11 +142,26 @@ impl AuthClient {
                 {
                     return Err(refused("this link was already used"));
                 }
+                let waiting = || refused("no sign-in of this app is waiting for this link");
+                let peeked = self.peek_flow(&flow).await.ok_or_else(waiting)?;
+                if peeked.kind == FlowKind::EmailChange && link_type_fits(peeked.kind, &kind) {
+                    // One of two links verified in the app: the first answers a message,
+                    // the second completes the change with a session nobody asked for.
+                    let Some(extra) = self.inner.api.verify_email_change_link(&token_hash).await?
+                    else {
+                        return Ok(LinkOutcome::EmailChangeWaiting {
+                            email: peeked.email.unwrap_or_default(),
+                        });
+                    };
+                    self.end_extra_session(extra).await;
+                    let pending = self.take_flow(&flow).await.ok_or_else(waiting)?;
+                    return self.finish_email_change(&pending).await;
+                }
                 let pending = self
                     .take_flow(&flow)
                     .await
                     .filter(|f| link_type_fits(f.kind, &kind))
-                    .ok_or_else(|| refused("no sign-in of this app is waiting for this link"))?;
+                    .ok_or_else(waiting)?;
                 let resp = self.inner.api.verify_token_hash(&token_hash, &kind).await?;
                 self.finish_link_sign_in(resp, &pending).await
             }
@@ -121,6 +175,40 @@ impl AuthClient {
                 })
             }
         }
+    }
+
+    /// The second link of an email change came back with a code: the server has made the
+    /// change. The code is not exchanged — that would mint a second session for nothing —
+    /// and the signed-in session learns the new address from the server.
+    async fn finish_email_change(&self, flow: &PendingFlow) -> Result<LinkOutcome, AuthError> {
+        let email = flow.email.clone().unwrap_or_default();
+        if self.current().is_some() {
+            let token = self.access_token().await?;
+            let raw = self.inner.api.get_user(&token).await?;
+            self.update_user_locally(raw.clone(), true).await?;
+            let user: User = crate::decode::from_value("user", raw)?;
+            if !user.email.trim().eq_ignore_ascii_case(email.trim()) {
+                return Err(refused(
+                    "the email change link did not change this account's address",
+                ));
+            }
+            // The access token still names the old address; a refresh reissues it.
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(code = e.code(), "no refresh after the email change");
+            }
+        }
+        tracing::info!("an email change was completed by its link");
+        Ok(LinkOutcome::EmailChanged { email })
+    }
+
+    /// Opens a mailed link of the auth server (its `/verify`) the way the person's browser
+    /// would, and finishes what its redirect carries as a deep link
+    /// ([`AuthClient::handle_callback`]): for links the app itself holds (the embedded
+    /// demo server's mailbox, a link pasted into `authctl`).
+    pub async fn follow_email_link(&self, link: &str) -> Result<LinkOutcome, AuthError> {
+        let location = self.inner.api.follow_email_link(link).await;
+        let location = self.report(location)?;
+        self.handle_callback(&location).await
     }
 
     /// A link produced a session: keep it if it is for the address the flow mailed, and

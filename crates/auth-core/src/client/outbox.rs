@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// How a revocation left the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivered {
+    /// The server revoked what was asked.
+    Confirmed,
+    /// The server no longer knew this session (or this device no longer had the one a
+    /// queued `others` needs): nothing more can be done. For `local` that is what was
+    /// asked; for `global` and `others` the user's other sessions were not touched.
+    AlreadyGone,
+}
+
 impl AuthClient {
     // --------------------------------------------------------------------------- sign-out
 
@@ -111,6 +122,7 @@ impl AuthClient {
                             server_confirmed: true,
                             queued: false,
                             hook_error: None,
+                            server_not_done: None,
                         });
                     };
                     let mut entry = self.outbox_entry(&session, scope);
@@ -139,7 +151,7 @@ impl AuthClient {
                 let delivered = self.deliver(entry.clone()).await;
                 crate::crash::point("sign_out:after_server");
                 let mut hook_error = None;
-                if let Ok(done) = &delivered
+                if let Ok((done, _)) = &delivered
                     && let Some(code) = &done.hook_not_told
                 {
                     hook_error = Some(ErrorView {
@@ -173,13 +185,18 @@ impl AuthClient {
                         }
                     }
                 }
-                let confirmed = delivered.is_ok();
+                // Delivered: confirmed, or the session was already gone at the server —
+                // which is all a `local` sign-out asks, and nothing of what `global` asks.
+                let done = delivered.is_ok();
+                let refused = matches!(delivered, Ok((_, Delivered::AlreadyGone)))
+                    && scope == SignOutScope::Global;
                 Ok(SignOutOutcome {
                     scope,
                     local_done: true,
-                    server_confirmed: confirmed,
-                    queued: queued && !confirmed,
+                    server_confirmed: done && !refused,
+                    queued: queued && !done,
                     hook_error,
+                    server_not_done: refused.then(SignOutOutcome::already_ended),
                 })
             }
             SignOutScope::Others => {
@@ -192,6 +209,7 @@ impl AuthClient {
                         server_confirmed: true,
                         queued: false,
                         hook_error: None,
+                        server_not_done: None,
                     }),
                     Err(e) if e.ends_session() => {
                         self.end_session(SignOutReason::Revoked, None).await;
@@ -231,22 +249,25 @@ impl AuthClient {
         }
     }
 
-    /// Sends one revocation. `Ok` when the server confirmed or said the session is gone.
+    /// Sends one revocation. `Ok` when the server confirmed, or said the session is gone
+    /// (nothing more can be done: [`Delivered::AlreadyGone`]).
     pub(super) async fn deliver(
         &self,
         mut entry: OutboxEntry,
-    ) -> Result<OutboxEntry, (OutboxEntry, AuthError)> {
+    ) -> Result<(OutboxEntry, Delivered), (OutboxEntry, AuthError)> {
         let api = &self.inner.api;
         let token = if entry.scope == SignOutScope::Others {
             // Revoking the others needs this device's live session; without one there is
             // nothing left to protect (a later local/global sign-out superseded it).
             match self.current() {
-                None => return Ok(entry),
-                Some(s) if s.session_id != entry.session_id => return Ok(entry),
+                None => return Ok((entry, Delivered::AlreadyGone)),
+                Some(s) if s.session_id != entry.session_id => {
+                    return Ok((entry, Delivered::AlreadyGone));
+                }
                 Some(_) => match self.access_token().await {
                     Ok(t) => t,
                     Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => {
-                        return Ok(entry);
+                        return Ok((entry, Delivered::AlreadyGone));
                     }
                     Err(e) => return Err((entry, e)),
                 },
@@ -257,7 +278,7 @@ impl AuthClient {
                 // The access token expired meanwhile: refresh first, then revoke.
                 match self.refresh_entry(&mut entry).await {
                     Ok(true) => {}
-                    Ok(false) => return Ok(entry),
+                    Ok(false) => return Ok((entry, Delivered::AlreadyGone)),
                     Err(e) => return Err((entry, e)),
                 }
             }
@@ -300,7 +321,10 @@ impl AuthClient {
                 Err(e) => return Err((entry, e)),
             }
         }
-        let mut result = api.logout(&token, entry.scope).await;
+        let mut result = api
+            .logout(&token, entry.scope)
+            .await
+            .map(|()| Delivered::Confirmed);
         // The backend judged the access token expired (clocks differ), or cannot check its
         // signature any more (`bad_jwt`: a rotated JWT secret): that says nothing about the
         // session. Refresh, retry once.
@@ -309,14 +333,17 @@ impl AuthClient {
             && entry.scope != SignOutScope::Others
         {
             result = match self.refresh_entry(&mut entry).await {
-                Ok(true) => api.logout(&entry.access_token.clone(), entry.scope).await,
-                Ok(false) => Ok(()),
+                Ok(true) => api
+                    .logout(&entry.access_token.clone(), entry.scope)
+                    .await
+                    .map(|()| Delivered::Confirmed),
+                Ok(false) => Ok(Delivered::AlreadyGone),
                 Err(e) => Err(e),
             };
         }
         match result {
-            Ok(()) => Ok(entry),
-            Err(e) if e.session_already_gone() => Ok(entry),
+            Ok(delivered) => Ok((entry, delivered)),
+            Err(e) if e.session_already_gone() => Ok((entry, Delivered::AlreadyGone)),
             Err(e) => Err((entry, e)),
         }
     }
@@ -353,7 +380,7 @@ impl AuthClient {
                 );
                 Ok(true)
             }
-            Err(e) if e.ends_session() => Ok(false),
+            Err(e) if e.refuses_refresh_token() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -392,8 +419,23 @@ impl AuthClient {
         let mut failed = Vec::new();
         for entry in due {
             match self.deliver(entry).await {
-                Ok(done) => {
-                    tracing::info!(scope = done.scope.as_str(), "revocation delivered");
+                Ok((done, how)) => {
+                    if how == Delivered::AlreadyGone && done.scope != SignOutScope::Local {
+                        // Owed no longer, but not done: tell whoever is listening.
+                        tracing::warn!(
+                            scope = done.scope.as_str(),
+                            "a queued sign-out found its own session already ended; the \
+                             user's other sessions were not signed out"
+                        );
+                        let why = SignOutOutcome::already_ended();
+                        self.emit_error(&AuthError::Api {
+                            status: 403,
+                            code: why.code,
+                            message: why.message,
+                        });
+                    } else {
+                        tracing::info!(scope = done.scope.as_str(), "revocation delivered");
+                    }
                     delivered.insert(done.id);
                 }
                 Err((entry, e)) => failed.push(self.failed_entry(entry, &e)),

@@ -219,7 +219,7 @@ impl AuthClient {
                 self.set_connectivity(Connectivity::Online);
                 Ok(fresh)
             }
-            Err(e) if e.ends_session() => {
+            Err(e) if e.refuses_refresh_token() => {
                 tracing::info!(code = e.code(), "the server ended the session");
                 self.end_session(Self::reason_for(&e), Some(epoch)).await;
                 Err(e)

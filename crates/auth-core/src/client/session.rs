@@ -322,7 +322,7 @@ impl AuthClient {
     pub(super) fn reason_for(e: &AuthError) -> SignOutReason {
         match e.code() {
             "session_expired" => SignOutReason::Expired,
-            "refresh_token_already_used" => SignOutReason::RefreshFailed,
+            "refresh_token_already_used" | "validation_failed" => SignOutReason::RefreshFailed,
             _ => SignOutReason::Revoked,
         }
     }

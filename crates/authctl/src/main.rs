@@ -305,7 +305,8 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
         } => {
             client.sign_in_with_otp(&email).await?;
             println!(
-                "sent a sign-in link to {email} (and a code, if the project's template shows                  one): `authctl link` takes the link, `authctl otp verify` the code"
+                "sent a sign-in link to {email} (and a code, if the project's template shows \
+                 one): `authctl link` takes the link, `authctl otp verify` the code"
             );
         }
         Command::Link => {

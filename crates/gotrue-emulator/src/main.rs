@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 use gotrue_emulator::{
     Config, DEFAULT_JWT_SECRET, DEFAULT_PORT, DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY, Emulator,
-    Es256Key, JwtSigning, parse_go_duration,
+    Es256Key, JwtSigning, MailTemplate, MailTemplates, parse_go_duration,
 };
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -121,6 +121,15 @@ struct Args {
     /// Minimum time between two mails of one kind to one address (Go duration).
     #[arg(long, env = "GOTRUE_SMTP_MAX_FREQUENCY", default_value = "1s", value_parser = duration)]
     smtp_max_frequency: Duration,
+    /// Mail the one-time code too: GoTrue's stock templates with a line showing
+    /// `{{ .Token }}` (the stock ones mail links only).
+    #[arg(long)]
+    mail_codes: bool,
+    /// `TYPE=FILE`: the body template of one mail type (confirmation, invite, magic_link,
+    /// recovery, email_change, reauthentication), rendered under Go html/template's rules;
+    /// repeatable. (GoTrue reads its `GOTRUE_MAILER_TEMPLATES_*` from URLs.)
+    #[arg(long = "mail-template", value_name = "TYPE=FILE")]
+    mail_templates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,7 +152,28 @@ fn signing_key(keys: &str) -> Result<Es256Key, String> {
 }
 
 impl Args {
+    fn templates(&self) -> Result<MailTemplates, String> {
+        let mut templates = if self.mail_codes {
+            MailTemplates::with_codes()
+        } else {
+            MailTemplates::gotrue_defaults()
+        };
+        for spec in &self.mail_templates {
+            let (kind, file) = spec
+                .split_once('=')
+                .ok_or_else(|| format!("--mail-template takes TYPE=FILE, not {spec:?}"))?;
+            let body = std::fs::read_to_string(file)
+                .map_err(|e| format!("--mail-template {kind}: cannot read {file}: {e}"))?;
+            let subject = templates.subject(kind).map_err(|e| e.to_string())?;
+            templates
+                .set(kind, MailTemplate::new(&subject, &body))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(templates)
+    }
+
     fn into_config(self) -> Result<Config, String> {
+        let mail_templates = self.templates()?;
         let jwt_signing = match (
             self.jwt_keys.as_deref().filter(|k| !k.trim().is_empty()),
             self.jwt_alg,
@@ -184,6 +214,7 @@ impl Args {
             flow_state_expiry: self.flow_state_expiry,
             otp_exp: Duration::from_secs(self.otp_exp),
             smtp_max_frequency: self.smtp_max_frequency,
+            mail_templates,
             ..Config::default()
         })
     }

@@ -48,6 +48,10 @@ struct Args {
     /// Also run every scenario against the emulator and compare.
     #[arg(long)]
     compare: bool,
+    /// The servers are gotrue-emulators in test mode (another build, say): read their mail
+    /// from `/_emulator/mail` and let scenarios use their clock, instead of the SMTP sink.
+    #[arg(long)]
+    emulators: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,13 +115,17 @@ async fn main() -> std::process::ExitCode {
         }
         let real = match servers.get(&scenario.profile) {
             Some(url) => {
-                let target = Target::remote(
+                let mut target = Target::remote(
                     scenario.profile,
                     url,
                     (&args.anon_key, &args.service_key),
                     Mailbox::Smtp(sink.clone()),
                     args.database.clone(),
                 );
+                if args.emulators {
+                    target.mailbox = Mailbox::Emulator;
+                    target.emulator_routes = true;
+                }
                 gotrue_contract::run(&scenario, target).await
             }
             None => Outcome::Skipped(format!("no server for profile {}", scenario.profile.name())),

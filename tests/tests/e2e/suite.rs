@@ -802,3 +802,7 @@ mod project;
 /// The data proxy (the `supabase` scheme) in the real window.
 #[path = "proxy.rs"]
 mod proxy;
+
+/// A project with GoTrue's stock settings: links only, five-minute flows.
+#[path = "stock_project.rs"]
+mod stock_project;

@@ -16,7 +16,6 @@ use super::{
 use crate::db::UserRow;
 use crate::error::ApiError;
 use crate::mail::{self, MailKind};
-use crate::redirect;
 use crate::tokens::PkceMethod;
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +227,8 @@ pub struct ResendParams {
     kind: Option<String>,
     email: Option<String>,
     phone: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
 /// Resends a signup confirmation or email-change mail; `{}` also when there is nothing to send.
@@ -257,26 +258,51 @@ pub async fn resend(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::validation("An email address is required"))?;
     let email = validate_email(email)?;
-    let redirect_to = redirect::for_request(&state.config, &headers, &query);
+    // GoTrue's resend is PKCE like the request it repeats: a new flow state per mail.
+    let (pkce, redirect_to) = link_params(
+        &state,
+        &headers,
+        &query,
+        params.code_challenge.as_deref(),
+        params.code_challenge_method.as_deref(),
+    )?;
     let mut conn = state.db.lock();
     let tx = conn.transaction()?;
     if let Some(mut user) = UserRow::find_by_email(&tx, &email)? {
+        let flow = |tx: &rusqlite::Connection, user: &UserRow, provider: &str, method: &str| {
+            pkce.as_ref()
+                .map(|pkce| {
+                    new_flow_state(
+                        &state,
+                        tx,
+                        Some(&user.id),
+                        pkce,
+                        provider,
+                        method,
+                        Some(&redirect_to),
+                    )
+                })
+                .transpose()
+        };
         match kind {
             "signup" if !user.is_confirmed() => {
-                let out = state.outgoing(MailKind::Signup, &email, &redirect_to, None);
+                let flow = flow(&tx, &user, "email", "email/signup")?;
+                let flow_id = flow.as_ref().map(|f| f.id.as_str());
+                let out = state.outgoing(MailKind::Signup, &email, &redirect_to, flow_id);
                 mail::send(&tx, &mut user, &out)?;
                 user.save(&tx)?;
             }
             "email_change" => {
                 if let Some(new_email) = user.email_change.clone() {
                     // Both mails again when the change is secure: a new code to each address.
+                    let flow = flow(&tx, &user, "email_change", "email_change")?;
                     super::user::send_email_change(
                         &state,
                         &tx,
                         &mut user,
                         &new_email,
                         &redirect_to,
-                        None,
+                        flow.as_ref().map(|f| f.id.as_str()),
                     )?;
                     user.save(&tx)?;
                 }

@@ -207,7 +207,7 @@ pub async fn update_user(
                     &tx,
                     Some(&user.id),
                     pkce,
-                    "email",
+                    "email_change",
                     "email_change",
                     Some(&redirect_to),
                 )?),

@@ -85,7 +85,17 @@ impl MailTemplates {
     /// Sets one type's template by GoTrue's name for it (`confirmation`, `invite`,
     /// `magic_link`, `recovery`, `email_change`, `reauthentication`).
     pub fn set(&mut self, name: &str, template: MailTemplate) -> Result<(), TemplateError> {
-        let slot = match name {
+        *self.slot(name)? = template;
+        Ok(())
+    }
+
+    /// One type's subject template, by GoTrue's name for the type.
+    pub fn subject(&mut self, name: &str) -> Result<String, TemplateError> {
+        Ok(self.slot(name)?.subject.clone())
+    }
+
+    fn slot(&mut self, name: &str) -> Result<&mut MailTemplate, TemplateError> {
+        Ok(match name {
             "confirmation" => &mut self.confirmation,
             "invite" => &mut self.invite,
             "magic_link" => &mut self.magic_link,
@@ -98,9 +108,7 @@ impl MailTemplates {
                      recovery, email_change, reauthentication)"
                 )));
             }
-        };
-        *slot = template;
-        Ok(())
+        })
     }
 }
 

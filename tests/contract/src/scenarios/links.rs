@@ -140,6 +140,40 @@ pub async fn a_template_that_shows_the_code_mails_a_working_code(env: Env) {
     assert!(s.assert_ok()["user"]["email_confirmed_at"].is_string());
 }
 
+/// `/resend` is PKCE like the request it repeats: the new mail's link comes back with a code
+/// for the new challenge; the first mail's link is dead (its token was replaced).
+pub async fn a_resent_confirmation_is_a_pkce_link_of_its_own(env: Env) {
+    let email = env.email("resend");
+    let (_, first) = pkce();
+    env.post(
+        &with_redirect("/signup", &callback("resendFlow1")),
+        json!({"email": email, "password": PASSWORD, "code_challenge": first, "code_challenge_method": "s256"}),
+    )
+    .await
+    .assert_ok();
+    let (verifier, second) = pkce();
+    env.post(
+        &with_redirect("/resend", &callback("resendFlow2")),
+        json!({"type": "signup", "email": email, "code_challenge": second, "code_challenge_method": "s256"}),
+    )
+    .await
+    .assert_ok();
+    let old = env.nth_mail(&email, 1).await;
+    let new = env.nth_mail(&email, 2).await;
+    assert!(
+        query(new.link())["token"].starts_with("pkce_"),
+        "{}",
+        new.link()
+    );
+    let location = click(&env, new.link()).await;
+    let q = app_redirect(&location);
+    assert_eq!(q["flow"], "resendFlow2");
+    let s = exchange(&env, &q["code"], &verifier).await;
+    assert_eq!(s.assert_ok()["user"]["email"], email);
+    let dead = click(&env, old.link()).await;
+    assert_eq!(app_redirect(&dead)["error_code"], "otp_expired");
+}
+
 /// A sign-up's flow state lives 300 s from the sign-up: a confirmation link clicked later
 /// still confirms the address and redirects with a code, but the code no longer signs in.
 pub async fn a_signup_link_after_five_minutes_confirms_but_cannot_sign_in(env: Env) {

@@ -37,6 +37,7 @@ registry! {
     links::stock_templates_mail_a_link_and_no_code => Confirm,
     links::the_old_app_link_template_renders_a_dead_link => AppLinkTemplate,
     links::a_template_that_shows_the_code_mails_a_working_code => Codes,
+    links::a_resent_confirmation_is_a_pkce_link_of_its_own => Confirm,
     links::a_signup_link_after_five_minutes_confirms_but_cannot_sign_in => Confirm,
     links::a_recovery_link_after_five_minutes_is_used_up => Confirm,
     links::a_magic_link_counts_its_five_minutes_from_the_click => Autoconfirm,

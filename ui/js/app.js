@@ -517,8 +517,8 @@ function wire() {
         try {
           const outcome = await auth.signOut(scope);
           renderPendingSignOuts();
-          if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
-          else if (outcome.serverNotDone) message(`Signed out on this device, but ${outcome.serverNotDone.message}.`);
+          if (outcome.serverNotDone) message(`Signed out on this device, but ${outcome.serverNotDone.message}.`);
+          else if (scope === 'others') show('sign-out-status', 'Your other devices were signed out.');
           else if (outcome.hookError)
             message(`Signed out on this device. The app's server could not end the session yet: ${outcome.hookError.message}. It will be retried.`);
           else if (!outcome.serverConfirmed)

@@ -161,6 +161,33 @@ async fn a_global_sign_out_whose_own_session_is_gone_claims_nothing() {
 }
 
 #[tokio::test]
+async fn an_others_sign_out_whose_own_session_is_gone_says_so() {
+    let env = Env::start().await;
+    let user_id = env.create_user("others@example.com").await;
+    let mut here = env.device().await;
+    let mut elsewhere = env.device().await;
+    here.sign_in("others@example.com").await;
+    elsewhere.sign_in("others@example.com").await;
+    let token = here.client.access_token().await.unwrap();
+    env.http
+        .post(env.url("/logout?scope=local"))
+        .header("apikey", env.emu.anon_key())
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let outcome = here.client.sign_out(SignOutScope::Others).await.unwrap();
+    assert!(outcome.local_done, "the server says this session is gone");
+    assert!(!outcome.server_confirmed);
+    assert_eq!(
+        outcome.server_not_done.map(|e| e.code).as_deref(),
+        Some("session_already_ended")
+    );
+    assert!(here.client.session().is_none());
+    wait_server_sessions(&env, &user_id, 1, "the other session lives").await;
+}
+
+#[tokio::test]
 async fn a_refresh_token_the_server_calls_malformed_ends_the_session() {
     let env = Env::start().await;
     env.create_user("malformed@example.com").await;

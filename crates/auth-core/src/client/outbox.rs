@@ -201,7 +201,24 @@ impl AuthClient {
             }
             SignOutScope::Others => {
                 let session = self.current().ok_or(AuthError::NotSignedIn)?;
-                let token = self.access_token().await?;
+                // This session already gone at the server: nothing was revoked there, and
+                // this device is signed out (GoTrue says so); the outcome says both.
+                let gone = || SignOutOutcome {
+                    scope,
+                    local_done: true,
+                    server_confirmed: false,
+                    queued: false,
+                    hook_error: None,
+                    server_not_done: Some(SignOutOutcome::already_ended()),
+                };
+                let token = match self.access_token().await {
+                    Ok(token) => token,
+                    Err(e) if e.ends_session() => {
+                        self.end_session(SignOutReason::Revoked, None).await;
+                        return Ok(gone());
+                    }
+                    Err(e) => return Err(e),
+                };
                 match self.inner.api.logout(&token, SignOutScope::Others).await {
                     Ok(()) => Ok(SignOutOutcome {
                         scope,
@@ -213,7 +230,7 @@ impl AuthClient {
                     }),
                     Err(e) if e.ends_session() => {
                         self.end_session(SignOutReason::Revoked, None).await;
-                        Err(e)
+                        Ok(gone())
                     }
                     Err(e) => {
                         let mut entry = self.outbox_entry(&session, SignOutScope::Others);

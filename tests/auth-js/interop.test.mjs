@@ -21,7 +21,10 @@ let anonKey
 let serviceKey
 
 before(async () => {
-  emulator = spawn(bin, ['--port', '0', '--bcrypt-cost', '4', '--smtp-max-frequency', '0s'], {
+  // --mail-codes: the mails show the one-time code as well as the link (GoTrue's stock
+  // templates mail links only; a project that offers codes edits its templates so).
+  const args = ['--port', '0', '--bcrypt-cost', '4', '--smtp-max-frequency', '0s', '--mail-codes']
+  emulator = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, GOTRUE_LOG: 'warn' },
   })

@@ -139,12 +139,41 @@ impl AuthConfig {
         }
     }
 
-    /// The secret-store entry `what` (`session`, `outbox`, `flows`) of this profile on
-    /// this server: `<profile>@<issuer>.<what>`. A session belongs to the server that
-    /// issued it: pointed at another server, the engine finds nothing, sends nothing and
-    /// deletes nothing, and the session is there again when it comes back.
-    pub(crate) fn key(&self, what: &str) -> String {
-        format!("{}@{}.{what}", self.profile, self.issuer())
+    /// The secret-store entry of `what` for this profile on this server:
+    /// `<profile>@<issuer>.<what>`. A session belongs to the server that issued it: pointed
+    /// at another server, the engine finds nothing, sends nothing and deletes nothing, and
+    /// the session is there again when it comes back.
+    pub(crate) fn key(&self, what: StoreKey) -> String {
+        format!("{}@{}.{}", self.profile, self.issuer(), what.name())
+    }
+
+    /// The profile as a file name (the lock files, the signed-out marker).
+    pub(crate) fn file_name(&self) -> String {
+        self.profile
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect()
+    }
+}
+
+/// What the engine keeps in the secret store, one entry each per profile and server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreKey {
+    /// The session (`persist::StoredSession`).
+    Session,
+    /// Revocations still owed to the server.
+    Outbox,
+    /// The PKCE flows this device started.
+    Flows,
+}
+
+impl StoreKey {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Outbox => "outbox",
+            Self::Flows => "flows",
+        }
     }
 }
 

@@ -3,16 +3,89 @@
 
 use std::time::Duration;
 
+/// The server's error codes the engine decides on (GoTrue's `error_code`, SuperTokens'
+/// answers): a closed set, matched as values. Every other code is passed on as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCode {
+    RefreshTokenNotFound,
+    RefreshTokenAlreadyUsed,
+    SessionNotFound,
+    SessionExpired,
+    UserNotFound,
+    UserBanned,
+    /// SuperTokens: the session is gone (`401 unauthorised`).
+    Unauthorised,
+    /// SuperTokens: an old refresh token came back and the backend revoked the session.
+    TokenTheftDetected,
+    /// The access token was refused (expired, or signed with a rotated secret).
+    BadJwt,
+    /// SuperTokens: the access token expired; refresh and retry.
+    TryRefreshToken,
+    ValidationFailed,
+    /// GoTrue gave up waiting for a lock (retry).
+    Conflict,
+    FlowStateExpired,
+    FlowStateNotFound,
+    BadCodeVerifier,
+    /// PostgREST: no such function (the project lacks a migration).
+    NoSuchFunction,
+}
+
+impl ApiCode {
+    const ALL: [(ApiCode, &'static str); 16] = [
+        (Self::RefreshTokenNotFound, "refresh_token_not_found"),
+        (Self::RefreshTokenAlreadyUsed, "refresh_token_already_used"),
+        (Self::SessionNotFound, "session_not_found"),
+        (Self::SessionExpired, "session_expired"),
+        (Self::UserNotFound, "user_not_found"),
+        (Self::UserBanned, "user_banned"),
+        (Self::Unauthorised, "unauthorised"),
+        (Self::TokenTheftDetected, "token_theft_detected"),
+        (Self::BadJwt, "bad_jwt"),
+        (Self::TryRefreshToken, "try_refresh_token"),
+        (Self::ValidationFailed, "validation_failed"),
+        (Self::Conflict, "conflict"),
+        (Self::FlowStateExpired, "flow_state_expired"),
+        (Self::FlowStateNotFound, "flow_state_not_found"),
+        (Self::BadCodeVerifier, "bad_code_verifier"),
+        (Self::NoSuchFunction, "PGRST202"),
+    ];
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, c)| *c == code).map(|(v, _)| *v)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("", |(_, c)| c)
+    }
+
+    /// The server says the session (or its refresh token, or its user) is gone for good.
+    pub fn ends_session(self) -> bool {
+        matches!(
+            self,
+            Self::RefreshTokenNotFound
+                | Self::RefreshTokenAlreadyUsed
+                | Self::SessionNotFound
+                | Self::SessionExpired
+                | Self::UserNotFound
+                | Self::UserBanned
+                | Self::Unauthorised
+                | Self::TokenTheftDetected
+        )
+    }
+}
+
 /// Codes of server answers that mean the session is gone for good.
-pub const DEFINITIVE_SESSION_CODES: &[&str] = &[
+pub const DEFINITIVE_SESSION_CODES: [&str; 8] = [
     "refresh_token_not_found",
     "refresh_token_already_used",
     "session_not_found",
     "session_expired",
     "user_not_found",
     "user_banned",
-    // SuperTokens: the session is gone (`401 unauthorised`), or an old refresh token came
-    // back and the backend revoked the session.
     "unauthorised",
     "token_theft_detected",
 ];
@@ -103,6 +176,14 @@ impl AuthError {
         }
     }
 
+    /// The server's code, when it is one the engine decides on.
+    pub fn api_code(&self) -> Option<ApiCode> {
+        match self {
+            Self::Api { code, .. } => ApiCode::parse(code),
+            _ => None,
+        }
+    }
+
     /// Worth retrying later: no answer, a server error, rate limiting, lock contention,
     /// or an answer we could not read. Never ends a session.
     pub fn is_retryable(&self) -> bool {
@@ -111,7 +192,10 @@ impl AuthError {
             // Retried until it succeeds or says the token is no longer valid.
             Self::LogoutHook { code, .. } => code != "UNAUTHORIZED",
             Self::Api { status, code, .. } => {
-                *status >= 500 || *status == 429 || *status == 408 || code == "conflict"
+                *status >= 500
+                    || *status == 429
+                    || *status == 408
+                    || ApiCode::parse(code) == Some(ApiCode::Conflict)
             }
             _ => false,
         }
@@ -119,8 +203,8 @@ impl AuthError {
 
     /// The server says this session (or its refresh token, or its user) is gone.
     pub fn ends_session(&self) -> bool {
-        matches!(self, Self::Api { code, status, .. }
-            if *status < 500 && DEFINITIVE_SESSION_CODES.contains(&code.as_str()))
+        matches!(self, Self::Api { status, .. } if *status < 500)
+            && self.api_code().is_some_and(ApiCode::ends_session)
     }
 
     /// For a refresh: the server will never take this refresh token — the session is
@@ -129,19 +213,17 @@ impl AuthError {
     /// loop that can only end in the same answer.
     pub fn refuses_refresh_token(&self) -> bool {
         self.ends_session()
-            || matches!(self, Self::Api { status: 400, code, .. } if code == "validation_failed")
+            || (matches!(self, Self::Api { status: 400, .. })
+                && self.api_code() == Some(ApiCode::ValidationFailed))
     }
 
     /// For a sign-out: the server no longer knows this session, so the revocation is done.
-    /// Not `try_refresh_token` nor `bad_jwt`: those judge the access token (expired, or
-    /// signed with a rotated secret), not the session. Not an answer that names no code
-    /// (`unknown`): that is a gateway or proxy talking (`{"message":"Invalid API key"}`,
-    /// `no Route matched`), not the auth server, and the session may well be alive.
+    /// Only the server's own word counts — a code that ends the session
+    /// ([`ApiCode::ends_session`]) — never the status alone: a gateway or a proxy in the
+    /// way answers 401, 403 or 404 with bodies of its own (`{"error":"Forbidden"}`,
+    /// `{"message":"Invalid API key"}`), and the session may well be alive behind it.
     pub fn session_already_gone(&self) -> bool {
         self.ends_session()
-            || matches!(self, Self::Api { status, code, .. }
-                if matches!(status, 401 | 403 | 404)
-                    && !matches!(code.as_str(), "try_refresh_token" | "bad_jwt" | "unknown"))
     }
 }
 
@@ -191,5 +273,21 @@ mod tests {
             !api(401, "unknown").session_already_gone(),
             "a gateway, not GoTrue"
         );
+        // A proxy's own refusal, whatever its body names, is not the server's word.
+        for (status, code) in [
+            (403, "Forbidden"),
+            (401, "unauthorized"),
+            (404, "not_found"),
+        ] {
+            assert!(!api(status, code).session_already_gone(), "{status} {code}");
+        }
+        assert_eq!(ApiCode::parse("bad_jwt"), Some(ApiCode::BadJwt));
+        assert_eq!(ApiCode::BadJwt.as_str(), "bad_jwt");
+        for code in DEFINITIVE_SESSION_CODES {
+            assert!(
+                ApiCode::parse(code).is_some_and(ApiCode::ends_session),
+                "{code}"
+            );
+        }
     }
 }

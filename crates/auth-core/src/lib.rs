@@ -35,6 +35,7 @@ mod http;
 pub mod jwt;
 mod lock;
 pub mod model;
+mod net_watch;
 mod persist;
 pub mod proxy;
 mod secret;
@@ -42,13 +43,13 @@ pub mod server;
 pub mod store;
 
 pub use backend::{
-    AuthBackend, BackendKind, GoTrueApi, MfaEnrollment, SignOutScope, SuperTokensApi, User,
-    UserUpdate,
+    AuthBackend, BackendKind, GoTrueApi, MfaEnrollment, OtpType, SignOutScope, SuperTokensApi,
+    User, UserUpdate,
 };
 pub use client::{AuthClient, AuthClientBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AuthConfig, Metrics, redirect_allow_list_entry};
-pub use error::{AuthError, DEFINITIVE_SESSION_CODES};
+pub use error::{ApiCode, AuthError, DEFINITIVE_SESSION_CODES};
 pub use model::{
     AccountSwitch, AuthEvent, AuthStateChange, Connectivity, DeviceSession, EmailChangeOutcome,
     ErrorView, LinkOutcome, PendingRevocation, RevokeOutcome, SessionView, SignOutOutcome,

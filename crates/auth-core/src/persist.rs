@@ -34,8 +34,40 @@ pub struct StoredSession {
     pub user: Value,
 }
 
+/// Where the app backend's logout hook stands for one revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HookStatus {
+    /// Nothing to tell: no hook configured, an `others` sign-out (this session stays), or a
+    /// session nobody kept (the sign-in or sign-out that won told the backend).
+    #[default]
+    NotNeeded,
+    /// The hook is still to confirm: it is called before the auth server.
+    Pending,
+    /// The hook confirmed (or said the token is done for it).
+    Told,
+    /// The hook was given up on (missing, or failing too often): its last error code. The
+    /// revocation goes to the auth server without it.
+    GivenUp { code: String },
+}
+
+impl HookStatus {
+    pub fn is_pending(&self) -> bool {
+        *self == Self::Pending
+    }
+
+    /// The error code of a hook given up on.
+    pub fn given_up(&self) -> Option<&str> {
+        match self {
+            Self::GivenUp { code } => Some(code),
+            _ => None,
+        }
+    }
+}
+
 /// A revocation the server has not confirmed yet.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "StoredOutboxEntry")]
 pub struct OutboxEntry {
     pub id: String,
     pub scope: SignOutScope,
@@ -55,13 +87,56 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
     #[serde(default)]
     pub last_error: Option<String>,
-    /// The app backend's logout hook has yet to confirm (it is called first).
+    /// The app backend's logout hook, for this revocation.
+    pub hook: HookStatus,
+}
+
+/// An outbox entry as stored: today's form, or the one before `hook` (two fields,
+/// `hook_pending` and `hook_not_told`), read alike.
+#[derive(Deserialize)]
+struct StoredOutboxEntry {
+    id: String,
+    scope: SignOutScope,
+    access_token: AccessToken,
+    refresh_token: RefreshToken,
+    access_expires_at: i64,
+    session_id: String,
+    user_email: String,
+    created_at: i64,
+    attempts: u32,
+    next_attempt_at: i64,
     #[serde(default)]
-    pub hook_pending: bool,
-    /// The hook was given up on (missing, or failed too often) and the revocation goes to
-    /// the auth server without it: the hook's last error code.
+    last_error: Option<String>,
     #[serde(default)]
-    pub hook_not_told: Option<String>,
+    hook: Option<HookStatus>,
+    #[serde(default)]
+    hook_pending: bool,
+    #[serde(default)]
+    hook_not_told: Option<String>,
+}
+
+impl From<StoredOutboxEntry> for OutboxEntry {
+    fn from(e: StoredOutboxEntry) -> Self {
+        let hook = e.hook.unwrap_or(match (e.hook_pending, e.hook_not_told) {
+            (true, _) => HookStatus::Pending,
+            (false, Some(code)) => HookStatus::GivenUp { code },
+            (false, None) => HookStatus::NotNeeded,
+        });
+        Self {
+            id: e.id,
+            scope: e.scope,
+            access_token: e.access_token,
+            refresh_token: e.refresh_token,
+            access_expires_at: e.access_expires_at,
+            session_id: e.session_id,
+            user_email: e.user_email,
+            created_at: e.created_at,
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt_at,
+            last_error: e.last_error,
+            hook,
+        }
+    }
 }
 
 /// The kinds of flow that come back through a callback.
@@ -198,6 +273,23 @@ mod tests {
             r#"{"id":"o","scope":"local","access_token":"eyJ.secret.jwt","refresh_token":"r3fresh-t0ken","access_expires_at":0,"session_id":"s","user_email":"a@b","created_at":0,"attempts":0,"next_attempt_at":0}"#,
         )
         .unwrap();
+        assert_eq!(entry.hook, HookStatus::NotNeeded);
+        let older: OutboxEntry = serde_json::from_str(
+            r#"{"id":"o","scope":"global","access_token":"a","refresh_token":"r","access_expires_at":0,"session_id":"s","user_email":"a@b","created_at":0,"attempts":0,"next_attempt_at":0,"hook_pending":false,"hook_not_told":"UNREACHABLE"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            older.hook,
+            HookStatus::GivenUp {
+                code: "UNREACHABLE".into()
+            },
+            "an entry stored before the hook's status was one field reads the same"
+        );
+        let json = serde_json::to_value(&older).unwrap();
+        assert_eq!(
+            json["hook"],
+            serde_json::json!({"status": "given_up", "code": "UNREACHABLE"})
+        );
         let debug = format!("{entry:?}");
         assert!(
             !debug.contains("r3fresh") && !debug.contains("eyJ"),

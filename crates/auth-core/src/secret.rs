@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone, Default, PartialEq, Eq)]
         pub struct $name(String);
 
         impl $name {

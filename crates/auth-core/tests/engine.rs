@@ -557,12 +557,16 @@ async fn magic_link_and_email_code() {
     let mail = env.last_mail("link@example.com");
     let wrong = d
         .client
-        .verify_otp("link@example.com", &OneTimeCode::new("000000"), "email")
+        .verify_otp(
+            "link@example.com",
+            &OneTimeCode::new("000000"),
+            auth_core::OtpType::Email,
+        )
         .await;
     assert_eq!(wrong.unwrap_err().code(), "otp_expired");
     let code = OneTimeCode::new(mail["otp"].as_str().unwrap());
     d.client
-        .verify_otp("link@example.com", &code, "email")
+        .verify_otp("link@example.com", &code, auth_core::OtpType::Email)
         .await
         .unwrap();
     assert!(d.client.session().is_some());

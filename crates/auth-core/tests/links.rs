@@ -378,3 +378,25 @@ async fn retrying_sign_outs_leaves_an_unanswered_switch_alone() {
     assert_eq!(view.user.email, "bob@example.com");
     d.client.user().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_mailed_link_followed_by_the_engine_signs_in() {
+    // What the demo mailbox and `authctl link` do. Nested engine operations once made
+    // this future big enough to overflow a thread's stack in debug builds (the e2e's
+    // mailbox test crashed the app).
+    let env = Env::start().await;
+    env.create_user("follow@example.com").await;
+    let d = env.device().await;
+    d.client
+        .sign_in_with_otp("follow@example.com")
+        .await
+        .unwrap();
+    let mail = env.last_mail("follow@example.com");
+    let link = mail["action_link"].as_str().unwrap();
+    let outcome = d.client.follow_email_link(link).await.unwrap();
+    assert!(
+        matches!(outcome, LinkOutcome::SignedIn { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(d.client.session().unwrap().user.email, "follow@example.com");
+}

@@ -322,7 +322,7 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
             action: OtpAction::Verify { email, code, kind },
         } => {
             let view = client
-                .verify_otp(&email, &OneTimeCode::new(code), &kind)
+                .verify_otp(&email, &OneTimeCode::new(code), kind.parse()?)
                 .await?;
             print_session(&view);
         }

@@ -46,7 +46,11 @@ pub async fn run(client: &AuthClient, args: Recover) -> Result<(), AuthError> {
     let proof = input::read_code_or_link(args.code_stdin)?;
     let password = input::read_new_password(args.code_stdin)?;
     let view = match proof {
-        input::CodeOrLink::Code(code) => client.verify_otp(email, &code, "recovery").await?,
+        input::CodeOrLink::Code(code) => {
+            client
+                .verify_otp(email, &code, auth_core::OtpType::Recovery)
+                .await?
+        }
         input::CodeOrLink::Link(link) => match client.follow_email_link(&link).await? {
             auth_core::LinkOutcome::SignedIn { session } => session,
             _ => {

@@ -44,6 +44,11 @@ pub struct Fault {
     /// before v2.164, or token responses with out-of-range values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
+    /// Run the real handler, then take these top-level fields out of its JSON answer: the
+    /// server has acted (a refresh token rotated) but the client gets an answer it can
+    /// only partly read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip: Vec<String>,
     /// How many requests this applies to.
     #[serde(default = "one")]
     pub times: u32,
@@ -64,6 +69,8 @@ pub enum Action {
     Respond(Response),
     /// Run the real handler (a delay-only fault).
     Continue,
+    /// Run the real handler, then take these fields out of its JSON answer.
+    Strip(Vec<String>),
 }
 
 /// The active faults, first match wins.
@@ -177,6 +184,9 @@ impl Fault {
             );
             return Action::Respond(response);
         }
+        if !self.strip.is_empty() {
+            return Action::Strip(self.strip.clone());
+        }
         if let Some(body) = &self.body {
             let status = self
                 .status
@@ -212,6 +222,7 @@ mod tests {
             delay_ms: 0,
             drop: false,
             malformed: false,
+            strip: Vec::new(),
             body: None,
             times,
             rate: None,

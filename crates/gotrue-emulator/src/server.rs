@@ -369,6 +369,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot
                         async move {
                             request.extensions_mut().insert(ConnectInfo(peer));
                             let method = request.method().as_str().to_owned();
+                            let mut strip = Vec::new();
                             if let Some(fault) = shared.faults.take(&method, request.uri().path()) {
                                 tracing::info!(path = request.uri().path(), "injecting fault");
                                 tokio::time::sleep(fault.delay()).await;
@@ -376,10 +377,15 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot
                                     Action::Drop => return Err(DroppedByFault),
                                     Action::Respond(response) => return Ok(response),
                                     Action::Continue => {}
+                                    Action::Strip(fields) => strip = fields,
                                 }
                             }
                             let response = router.oneshot(request.map(axum::body::Body::new)).await;
-                            Ok(response.unwrap_or_else(|never| match never {}))
+                            let response = response.unwrap_or_else(|never| match never {});
+                            if strip.is_empty() {
+                                return Ok(response);
+                            }
+                            Ok(strip_fields(response, &strip).await)
                         }
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -392,4 +398,26 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot
         }
     }
     connections.shutdown().await;
+}
+
+/// The handler's answer with `fields` taken out of its JSON object (a fault's `strip`).
+async fn strip_fields(
+    response: axum::response::Response,
+    fields: &[String],
+) -> axum::response::Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            for field in fields {
+                object.remove(field);
+            }
+            serde_json::to_vec(&object).unwrap_or_default()
+        }
+        _ => bytes.to_vec(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }

@@ -86,10 +86,13 @@ pub async fn auth_verify_otp(
     r#type: Option<String>,
 ) -> Result<SessionView> {
     state.ready().await;
-    let kind = r#type.unwrap_or_else(|| "email".into());
+    let kind = match r#type {
+        Some(kind) => kind.parse::<auth_core::OtpType>()?,
+        None => auth_core::OtpType::Email,
+    };
     Ok(state
         .client()?
-        .verify_otp(&email, &OneTimeCode::new(token), &kind)
+        .verify_otp(&email, &OneTimeCode::new(token), kind)
         .await?)
 }
 

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{
-    AuthBackend, BackendKind, MfaEnrollment, SessionRow, SignOutScope, SignUpResponse,
+    AuthBackend, BackendKind, MfaEnrollment, OtpType, SessionRow, SignOutScope, SignUpResponse,
     TokenResponse, UserUpdate,
 };
 use crate::error::AuthError;
@@ -99,7 +99,7 @@ impl GoTrueApi {
         if !status.is_success() {
             let e = parse_error(status, &bytes);
             // PostgREST's "no such function": the project lacks the migration.
-            if e.code() == "PGRST202" {
+            if e.api_code() == Some(crate::error::ApiCode::NoSuchFunction) {
                 return Err(AuthError::Api {
                     status: 404,
                     code: "devices_not_configured".into(),
@@ -378,9 +378,9 @@ impl AuthBackend for GoTrueApi {
         &self,
         email: &str,
         code: &OneTimeCode,
-        kind: &str,
+        kind: OtpType,
     ) -> Result<TokenResponse, AuthError> {
-        let body = json!({ "email": email, "token": code.expose_secret(), "type": kind });
+        let body = json!({ "email": email, "token": code.expose_secret(), "type": kind.as_str() });
         self.call(Method::POST, "/verify", None, Some(body)).await
     }
 

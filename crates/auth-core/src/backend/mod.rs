@@ -64,6 +64,57 @@ impl std::str::FromStr for SignOutScope {
     }
 }
 
+/// What an emailed code verifies (GoTrue's `type` in `POST /verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OtpType {
+    /// A sign-in code: GoTrue checks it as a confirmation or a magic-link code.
+    #[default]
+    Email,
+    Signup,
+    Magiclink,
+    Recovery,
+    Invite,
+    EmailChange,
+}
+
+impl OtpType {
+    pub const ALL: [OtpType; 6] = [
+        Self::Email,
+        Self::Signup,
+        Self::Magiclink,
+        Self::Recovery,
+        Self::Invite,
+        Self::EmailChange,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Signup => "signup",
+            Self::Magiclink => "magiclink",
+            Self::Recovery => "recovery",
+            Self::Invite => "invite",
+            Self::EmailChange => "email_change",
+        }
+    }
+}
+
+impl std::str::FromStr for OtpType {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, AuthError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                AuthError::InvalidInput(format!(
+                    "unknown code type {s:?} (email, signup, magiclink, recovery, invite, \
+                     email_change)"
+                ))
+            })
+    }
+}
+
 /// An MFA factor of the user.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all(serialize = "camelCase"))]
@@ -102,15 +153,23 @@ pub struct User {
     pub created_at: Option<String>,
 }
 
-/// A token-issuing answer ("Session JSON").
+/// A token-issuing answer ("Session JSON"). Only the refresh token is required to read
+/// it: an answer missing the rest still says which token the server rotated to, and the
+/// session's checks ([`crate::expiry::expiry`], the user's decoding) refuse what is
+/// missing.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
+    #[serde(default)]
     pub access_token: AccessToken,
+    /// Zero when absent, which the session's checks refuse.
+    #[serde(default)]
     pub expires_in: i64,
     #[serde(default)]
     pub expires_at: Option<i64>,
     pub refresh_token: RefreshToken,
-    /// The user, kept as the server sent it (it is what the store keeps).
+    /// The user, kept as the server sent it (it is what the store keeps); `null` when
+    /// absent.
+    #[serde(default)]
     pub user: Value,
 }
 
@@ -246,7 +305,7 @@ pub trait AuthBackend: Send + Sync + std::fmt::Debug {
         &self,
         _email: &str,
         _code: &OneTimeCode,
-        _kind: &str,
+        _kind: OtpType,
     ) -> Result<TokenResponse, AuthError> {
         Err(AuthError::Unsupported("email codes"))
     }

@@ -22,53 +22,59 @@ impl AuthClient {
 
     /// The user, fresh from the server.
     pub async fn user(&self) -> Result<User, AuthError> {
-        let token = self.access_token().await?;
-        let raw = match self.inner.api.get_user(&token).await {
-            Ok(raw) => raw,
-            Err(e) if e.ends_session() => {
-                self.end_session(SignOutReason::Revoked, None).await;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        self.update_user_locally(raw.clone(), false).await?;
-        crate::decode::from_value("user", raw)
+        order::scope(async move {
+            let token = self.access_token().await?;
+            let raw = match self.inner.api.get_user(&token).await {
+                Ok(raw) => raw,
+                Err(e) if e.ends_session() => {
+                    self.end_session(SignOutReason::Revoked, Expect::Any).await;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            self.update_user_locally(raw.clone(), false).await?;
+            crate::decode::from_value("user", raw)
+        })
+        .await
     }
 
     /// Changes the user. A new email address starts a flow of this device: the project's
     /// confirmation links come back to the app (PKCE) and finish the change there, and
     /// neither link signs a browser in.
     pub async fn update_user(&self, update: UserUpdate) -> Result<User, AuthError> {
-        let token = self.access_token().await?;
-        let current = self.current().map(|s| s.user.email).unwrap_or_default();
-        let new_email = update
-            .email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case(&current));
-        let flow = match new_email {
-            Some(email) => Some(self.start_flow(FlowKind::EmailChange, Some(email)).await?),
-            None => None,
-        };
-        let redirect = flow.as_ref().map(|(f, _)| self.callback_url(&f.id));
-        let raw = self
-            .inner
-            .api
-            .update_user(
-                &token,
-                &update,
-                flow.as_ref().map(|(_, challenge)| challenge.as_str()),
-                redirect.as_deref(),
-            )
-            .await;
-        if raw.is_err()
-            && let Some((flow, _)) = &flow
-        {
-            self.forget_flow(&flow.id).await;
-        }
-        let raw = self.report(raw)?;
-        self.update_user_locally(raw.clone(), true).await?;
-        crate::decode::from_value("user", raw)
+        order::scope(async move {
+            let token = self.access_token().await?;
+            let current = self.current().map(|s| s.user.email).unwrap_or_default();
+            let new_email = update
+                .email
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case(&current));
+            let flow = match new_email {
+                Some(email) => Some(self.start_flow(FlowKind::EmailChange, Some(email)).await?),
+                None => None,
+            };
+            let redirect = flow.as_ref().map(|(f, _)| self.callback_url(&f.id));
+            let raw = self
+                .inner
+                .api
+                .update_user(
+                    &token,
+                    &update,
+                    flow.as_ref().map(|(_, challenge)| challenge.as_str()),
+                    redirect.as_deref(),
+                )
+                .await;
+            if raw.is_err()
+                && let Some((flow, _)) = &flow
+            {
+                self.forget_flow(&flow.id).await;
+            }
+            let raw = self.report(raw)?;
+            self.update_user_locally(raw.clone(), true).await?;
+            crate::decode::from_value("user", raw)
+        })
+        .await
     }
 
     /// Confirms a change of email address with the code mailed to `email` (the current or
@@ -79,24 +85,27 @@ impl AuthClient {
         email: &str,
         code: &OneTimeCode,
     ) -> Result<crate::model::EmailChangeOutcome, AuthError> {
-        use crate::model::EmailChangeOutcome;
-        let email = Self::check_email(email)?;
-        if code.is_empty() {
-            return Err(AuthError::InvalidInput(
-                "enter the code from the email".into(),
-            ));
-        }
-        let token = self.access_token().await?;
-        let answer = self.inner.api.verify_email_change(&email, code).await;
-        let Some(resp) = self.report(answer)? else {
-            return Ok(EmailChangeOutcome::OtherAddressPending);
-        };
-        self.end_extra_session(resp).await;
-        let raw = self.report(self.inner.api.get_user(&token).await)?;
-        self.update_user_locally(raw.clone(), true).await?;
-        Ok(EmailChangeOutcome::Changed {
-            user: Box::new(crate::decode::from_value("user", raw)?),
+        order::scope(async move {
+            use crate::model::EmailChangeOutcome;
+            let email = Self::check_email(email)?;
+            if code.is_empty() {
+                return Err(AuthError::InvalidInput(
+                    "enter the code from the email".into(),
+                ));
+            }
+            let token = self.access_token().await?;
+            let answer = self.inner.api.verify_email_change(&email, code).await;
+            let Some(resp) = self.report(answer)? else {
+                return Ok(EmailChangeOutcome::OtherAddressPending);
+            };
+            self.end_extra_session(resp).await;
+            let raw = self.report(self.inner.api.get_user(&token).await)?;
+            self.update_user_locally(raw.clone(), true).await?;
+            Ok(EmailChangeOutcome::Changed {
+                user: Box::new(crate::decode::from_value("user", raw)?),
+            })
         })
+        .await
     }
 
     /// The session GoTrue issues when an email change completes: this device keeps its
@@ -123,15 +132,18 @@ impl AuthClient {
         &self,
         friendly_name: Option<&str>,
     ) -> Result<MfaEnrollment, AuthError> {
-        let user = self.report(self.user().await)?;
-        let base = friendly_name
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_FACTOR_NAME);
-        let name = unique_factor_name(base, &user.factors);
-        let token = self.access_token().await?;
-        let r = self.inner.api.mfa_enroll(&token, Some(&name)).await;
-        self.report(r)
+        order::scope(async move {
+            let user = self.report(self.user().await)?;
+            let base = friendly_name
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(DEFAULT_FACTOR_NAME);
+            let name = unique_factor_name(base, &user.factors);
+            let token = self.access_token().await?;
+            let r = self.inner.api.mfa_enroll(&token, Some(&name)).await;
+            self.report(r)
+        })
+        .await
     }
 
     /// Challenges and verifies a TOTP factor; the session becomes `aal2`.
@@ -140,24 +152,30 @@ impl AuthClient {
         factor_id: &str,
         code: &OneTimeCode,
     ) -> Result<SessionView, AuthError> {
-        let token = self.access_token().await?;
-        let challenge = self.inner.api.mfa_challenge(&token, factor_id).await;
-        let challenge = self.report(challenge)?;
-        let resp = self
-            .inner
-            .api
-            .mfa_verify(&token, factor_id, &challenge, code)
-            .await;
-        let resp = self.report(resp)?;
-        self.sign_in_with(resp, AuthEvent::MfaChallengeVerified)
-            .await
+        order::scope(async move {
+            let token = self.access_token().await?;
+            let challenge = self.inner.api.mfa_challenge(&token, factor_id).await;
+            let challenge = self.report(challenge)?;
+            let resp = self
+                .inner
+                .api
+                .mfa_verify(&token, factor_id, &challenge, code)
+                .await;
+            let resp = self.report(resp)?;
+            self.sign_in_with(resp, AuthEvent::MfaChallengeVerified)
+                .await
+        })
+        .await
     }
 
     pub async fn mfa_unenroll(&self, factor_id: &str) -> Result<(), AuthError> {
-        let token = self.access_token().await?;
-        let r = self.inner.api.mfa_unenroll(&token, factor_id).await;
-        self.report(r)?;
-        self.user().await.map(|_| ())
+        order::scope(async move {
+            let token = self.access_token().await?;
+            let r = self.inner.api.mfa_unenroll(&token, factor_id).await;
+            self.report(r)?;
+            self.user().await.map(|_| ())
+        })
+        .await
     }
 
     // --------------------------------------------------------------------------- devices
@@ -165,35 +183,38 @@ impl AuthClient {
     /// The user's sessions ("Your devices"), most recently active first, through the SQL
     /// functions of `supabase/migrations/*_tessera_your_devices.sql`.
     pub async fn list_sessions(&self) -> Result<Vec<crate::model::DeviceSession>, AuthError> {
-        let token = self.access_token().await?;
-        let rows = self.inner.api.list_sessions(&token).await?;
-        let current = self.current().map(|s| s.session_id).unwrap_or_default();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                // `refreshed_at` has no zone (GoTrue writes UTC); say so for the UI.
-                let refreshed = r.refreshed_at.map(|t| {
-                    if t.ends_with('Z') || t.contains('+') {
-                        t
-                    } else {
-                        format!("{t}Z")
+        order::scope(async move {
+            let token = self.access_token().await?;
+            let rows = self.inner.api.list_sessions(&token).await?;
+            let current = self.current().map(|s| s.session_id).unwrap_or_default();
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    // `refreshed_at` has no zone (GoTrue writes UTC); say so for the UI.
+                    let refreshed = r.refreshed_at.map(|t| {
+                        if t.ends_with('Z') || t.contains('+') {
+                            t
+                        } else {
+                            format!("{t}Z")
+                        }
+                    });
+                    let created_at = r.created_at.unwrap_or_default();
+                    let last_active_at = refreshed
+                        .or(r.updated_at)
+                        .unwrap_or_else(|| created_at.clone());
+                    crate::model::DeviceSession {
+                        is_current: r.is_current || (!current.is_empty() && r.id == current),
+                        id: r.id,
+                        created_at,
+                        last_active_at,
+                        user_agent: r.user_agent,
+                        ip: r.ip,
+                        aal: r.aal,
                     }
-                });
-                let created_at = r.created_at.unwrap_or_default();
-                let last_active_at = refreshed
-                    .or(r.updated_at)
-                    .unwrap_or_else(|| created_at.clone());
-                crate::model::DeviceSession {
-                    is_current: r.is_current || (!current.is_empty() && r.id == current),
-                    id: r.id,
-                    created_at,
-                    last_active_at,
-                    user_agent: r.user_agent,
-                    ip: r.ip,
-                    aal: r.aal,
-                }
-            })
-            .collect())
+                })
+                .collect())
+        })
+        .await
     }
 
     /// Signs one session out from "Your devices". This device's own session is a local
@@ -203,23 +224,28 @@ impl AuthClient {
         &self,
         session_id: &str,
     ) -> Result<crate::model::RevokeOutcome, AuthError> {
-        let id = uuid::Uuid::parse_str(session_id)
-            .map_err(|_| AuthError::InvalidInput(format!("{session_id:?} is not a session id")))?
-            .to_string();
-        if self.current().is_some_and(|s| s.session_id == id) {
-            let sign_out = self.sign_out(SignOutScope::Local).await?;
-            return Ok(crate::model::RevokeOutcome::ThisDevice { sign_out });
-        }
-        let token = self.access_token().await?;
-        if self.inner.api.revoke_session(&token, &id).await? {
-            Ok(crate::model::RevokeOutcome::OtherDevice)
-        } else {
-            Err(AuthError::Api {
-                status: 404,
-                code: "device_not_found".into(),
-                message: "no such session among yours (it may have ended already)".into(),
-            })
-        }
+        order::scope(async move {
+            let id = uuid::Uuid::parse_str(session_id)
+                .map_err(|_| {
+                    AuthError::InvalidInput(format!("{session_id:?} is not a session id"))
+                })?
+                .to_string();
+            if self.current().is_some_and(|s| s.session_id == id) {
+                let sign_out = self.sign_out(SignOutScope::Local).await?;
+                return Ok(crate::model::RevokeOutcome::ThisDevice { sign_out });
+            }
+            let token = self.access_token().await?;
+            if self.inner.api.revoke_session(&token, &id).await? {
+                Ok(crate::model::RevokeOutcome::OtherDevice)
+            } else {
+                Err(AuthError::Api {
+                    status: 404,
+                    code: "device_not_found".into(),
+                    message: "no such session among yours (it may have ended already)".into(),
+                })
+            }
+        })
+        .await
     }
 }
 

@@ -56,16 +56,22 @@ impl AuthClient {
         email: &str,
         password: &Password,
     ) -> Result<SessionView, AuthError> {
-        let email = Self::check_email(email)?;
-        let resp = self.inner.api.sign_in_with_password(&email, password).await;
-        let resp = self.report(resp)?;
-        self.sign_in_with(resp, AuthEvent::SignedIn).await
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            let resp = self.inner.api.sign_in_with_password(&email, password).await;
+            let resp = self.report(resp)?;
+            self.sign_in_with(resp, AuthEvent::SignedIn).await
+        })
+        .await
     }
 
     pub async fn sign_in_anonymously(&self) -> Result<SessionView, AuthError> {
-        let resp = self.inner.api.sign_in_anonymously(None).await;
-        let resp = self.report(resp)?;
-        self.sign_in_with(resp, AuthEvent::SignedIn).await
+        order::scope(async move {
+            let resp = self.inner.api.sign_in_anonymously(None).await;
+            let resp = self.report(resp)?;
+            self.sign_in_with(resp, AuthEvent::SignedIn).await
+        })
+        .await
     }
 
     /// Signs up; when the server wants the address confirmed first, the mailed link comes
@@ -75,103 +81,118 @@ impl AuthClient {
         email: &str,
         password: &Password,
     ) -> Result<SignUpOutcome, AuthError> {
-        let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
-        let redirect = self.callback_url(&flow.id);
-        let resp = self
-            .inner
-            .api
-            .sign_up(&email, password, None, Some(&challenge), Some(&redirect))
-            .await;
-        match self.report(resp) {
-            Ok(SignUpResponse::Session(resp)) => {
-                self.forget_flow(&flow.id).await;
-                let session = self.sign_in_with(*resp, AuthEvent::SignedIn).await?;
-                Ok(SignUpOutcome::SignedIn { session })
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
+            let redirect = self.callback_url(&flow.id);
+            let resp = self
+                .inner
+                .api
+                .sign_up(&email, password, None, Some(&challenge), Some(&redirect))
+                .await;
+            match self.report(resp) {
+                Ok(SignUpResponse::Session(resp)) => {
+                    self.forget_flow(&flow.id).await;
+                    let session = self.sign_in_with(*resp, AuthEvent::SignedIn).await?;
+                    Ok(SignUpOutcome::SignedIn { session })
+                }
+                Ok(SignUpResponse::ConfirmationSent(user)) => {
+                    Ok(SignUpOutcome::ConfirmationSent { email: user.email })
+                }
+                Err(e) => {
+                    self.forget_flow(&flow.id).await;
+                    Err(e)
+                }
             }
-            Ok(SignUpResponse::ConfirmationSent(user)) => {
-                Ok(SignUpOutcome::ConfirmationSent { email: user.email })
-            }
-            Err(e) => {
-                self.forget_flow(&flow.id).await;
-                Err(e)
-            }
-        }
+        })
+        .await
     }
 
     /// Sends the sign-up confirmation mail again (its link comes back as a sign-up flow of
     /// this device). The server answers the same whether or not the address has an
     /// unconfirmed account, so this says nothing about who signed up.
     pub async fn resend_confirmation(&self, email: &str) -> Result<(), AuthError> {
-        let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
-        let redirect = self.callback_url(&flow.id);
-        let result = self
-            .inner
-            .api
-            .resend("signup", &email, Some(&challenge), Some(&redirect))
-            .await;
-        if result.is_err() {
-            self.forget_flow(&flow.id).await;
-        }
-        self.report(result)
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
+            let redirect = self.callback_url(&flow.id);
+            let result = self
+                .inner
+                .api
+                .resend("signup", &email, Some(&challenge), Some(&redirect))
+                .await;
+            if result.is_err() {
+                self.forget_flow(&flow.id).await;
+            }
+            self.report(result)
+        })
+        .await
     }
 
     /// Sends a magic link, which comes back as a PKCE callback. The mail carries a code too
     /// only if the project's template shows one (GoTrue's stock templates do not).
     pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
-        let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
-        let redirect = self.callback_url(&flow.id);
-        let result = self
-            .inner
-            .api
-            .send_otp(&email, true, Some(&challenge), Some(&redirect))
-            .await;
-        if result.is_err() {
-            self.forget_flow(&flow.id).await;
-        }
-        self.report(result)
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            let (flow, challenge) = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
+            let redirect = self.callback_url(&flow.id);
+            let result = self
+                .inner
+                .api
+                .send_otp(&email, true, Some(&challenge), Some(&redirect))
+                .await;
+            if result.is_err() {
+                self.forget_flow(&flow.id).await;
+            }
+            self.report(result)
+        })
+        .await
     }
 
-    /// Verifies an emailed code (`kind`: `email`, `signup`, `magiclink`, `recovery`, …).
+    /// Verifies an emailed code of the kind `kind` (`email` for a sign-in code).
     pub async fn verify_otp(
         &self,
         email: &str,
         code: &OneTimeCode,
-        kind: &str,
+        kind: OtpType,
     ) -> Result<SessionView, AuthError> {
-        let email = Self::check_email(email)?;
-        if code.is_empty() {
-            return Err(AuthError::InvalidInput(
-                "enter the code from the email".into(),
-            ));
-        }
-        let resp = self.inner.api.verify_otp(&email, code, kind).await;
-        let resp = self.report(resp)?;
-        let event = if kind == "recovery" {
-            AuthEvent::PasswordRecovery
-        } else {
-            AuthEvent::SignedIn
-        };
-        self.sign_in_with(resp, event).await
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            if code.is_empty() {
+                return Err(AuthError::InvalidInput(
+                    "enter the code from the email".into(),
+                ));
+            }
+            let resp = self.inner.api.verify_otp(&email, code, kind).await;
+            let resp = self.report(resp)?;
+            let event = if kind == OtpType::Recovery {
+                AuthEvent::PasswordRecovery
+            } else {
+                AuthEvent::SignedIn
+            };
+            self.sign_in_with(resp, event).await
+        })
+        .await
     }
 
     /// Sends a password-recovery link (a PKCE callback; a code too if the project's
     /// template shows one).
     pub async fn reset_password_for_email(&self, email: &str) -> Result<(), AuthError> {
-        let email = Self::check_email(email)?;
-        let (flow, challenge) = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
-        let redirect = self.callback_url(&flow.id);
-        let result = self
-            .inner
-            .api
-            .recover(&email, Some(&challenge), Some(&redirect))
-            .await;
-        if result.is_err() {
-            self.forget_flow(&flow.id).await;
-        }
-        self.report(result)
+        order::scope(async move {
+            let email = Self::check_email(email)?;
+            let (flow, challenge) = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
+            let redirect = self.callback_url(&flow.id);
+            let result = self
+                .inner
+                .api
+                .recover(&email, Some(&challenge), Some(&redirect))
+                .await;
+            if result.is_err() {
+                self.forget_flow(&flow.id).await;
+            }
+            self.report(result)
+        })
+        .await
     }
 
     /// The URL to open in the system browser for an OAuth sign-in (PKCE). The result comes
@@ -181,19 +202,22 @@ impl AuthClient {
         provider: &str,
         scopes: Option<&str>,
     ) -> Result<String, AuthError> {
-        if provider.is_empty()
-            || !provider
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(AuthError::InvalidInput(format!(
-                "unknown provider {provider:?}"
-            )));
-        }
-        let (flow, challenge) = self.start_flow(FlowKind::OAuth, None).await?;
-        self.inner
-            .api
-            .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
+        order::scope(async move {
+            if provider.is_empty()
+                || !provider
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(AuthError::InvalidInput(format!(
+                    "unknown provider {provider:?}"
+                )));
+            }
+            let (flow, challenge) = self.start_flow(FlowKind::OAuth, None).await?;
+            self.inner
+                .api
+                .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
+        })
+        .await
     }
 
     pub(super) fn callback_url(&self, flow_id: &str) -> String {
@@ -204,7 +228,7 @@ impl AuthClient {
     }
 
     pub(super) async fn load_flows(&self) -> Vec<PendingFlow> {
-        let key = self.inner.cfg.key("flows");
+        let key = self.inner.cfg.key(StoreKey::Flows);
         match persist::load::<Vec<PendingFlow>>(&self.inner.store, &key).await {
             Ok(flows) => flows.unwrap_or_default(),
             Err(e) => {
@@ -236,6 +260,7 @@ impl AuthClient {
             email: email.map(str::to_owned),
         };
         let now = unix_secs(self.inner.clock.now());
+        let _order = order::enter(order::Level::Flows);
         let _edit = self.inner.flows_gate.lock().await;
         let mut flows = self.load_flows().await;
         flows.retain(|f| now - f.created_at < flow_ttl_secs(f.kind));
@@ -243,18 +268,29 @@ impl AuthClient {
         while flows.len() > MAX_FLOWS {
             flows.remove(0);
         }
-        persist::save(&self.inner.store, &self.inner.cfg.key("flows"), &flows).await?;
+        persist::save(
+            &self.inner.store,
+            &self.inner.cfg.key(StoreKey::Flows),
+            &flows,
+        )
+        .await?;
         Ok((flow, challenge))
     }
 
     /// Takes the flow out of the store (single use). A flow younger than the clock allows
     /// (the clock was stepped back by more than a few minutes) is not taken as fresh.
     pub(super) async fn take_flow(&self, id: &str) -> Option<PendingFlow> {
+        let _order = order::enter(order::Level::Flows);
         let _edit = self.inner.flows_gate.lock().await;
         let mut flows = self.load_flows().await;
         let index = flows.iter().position(|f| f.id == id)?;
         let flow = flows.remove(index);
-        if let Err(e) = persist::save(&self.inner.store, &self.inner.cfg.key("flows"), &flows).await
+        if let Err(e) = persist::save(
+            &self.inner.store,
+            &self.inner.cfg.key(StoreKey::Flows),
+            &flows,
+        )
+        .await
         {
             tracing::warn!(code = e.code(), "could not remove a used flow");
         }
@@ -264,6 +300,7 @@ impl AuthClient {
     /// The flow, left in the store (a link that is half of a flow: the first address of a
     /// secure email change).
     pub(super) async fn peek_flow(&self, id: &str) -> Option<PendingFlow> {
+        let _order = order::enter(order::Level::Flows);
         let _edit = self.inner.flows_gate.lock().await;
         self.load_flows()
             .await

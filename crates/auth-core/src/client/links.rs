@@ -68,8 +68,11 @@ impl AuthClient {
     /// [`LinkOutcome::ConfirmSwitch`] and changes nothing until
     /// [`AuthClient::resolve_account_switch`].
     pub async fn handle_callback(&self, url: &str) -> Result<LinkOutcome, AuthError> {
-        let result = self.handle_callback_inner(url).await;
-        self.report(result)
+        order::scope(async move {
+            let result = self.handle_callback_inner(url).await;
+            self.report(result)
+        })
+        .await
     }
 
     async fn handle_callback_inner(&self, url: &str) -> Result<LinkOutcome, AuthError> {
@@ -206,9 +209,12 @@ impl AuthClient {
     /// ([`AuthClient::handle_callback`]): for links the app itself holds (the embedded
     /// demo server's mailbox, a link pasted into `authctl`).
     pub async fn follow_email_link(&self, link: &str) -> Result<LinkOutcome, AuthError> {
-        let location = self.inner.api.follow_email_link(link).await;
-        let location = self.report(location)?;
-        self.handle_callback(&location).await
+        order::scope(async move {
+            let location = self.inner.api.follow_email_link(link).await;
+            let location = self.report(location)?;
+            self.handle_callback(&location).await
+        })
+        .await
     }
 
     /// A link produced a session: keep it if it is for the address the flow mailed, and
@@ -248,7 +254,7 @@ impl AuthClient {
         };
         // Queued now, due at the expiry: without an answer the session still ends.
         let mut entry = self.outbox_entry(&session, SignOutScope::Local);
-        entry.hook_pending = false;
+        entry.hook = HookStatus::NotNeeded;
         entry.next_attempt_at = unix_ms(expires);
         let outbox_id = entry.id.clone();
         if let Err(e) = self.push_outbox(entry).await {
@@ -282,16 +288,19 @@ impl AuthClient {
     /// The account switch waiting for the user's answer, if any (an expired one is
     /// dropped: its queued revocation is due).
     pub async fn pending_account_switch(&self) -> Option<AccountSwitch> {
-        let mut pending = lock(&self.inner.pending_switch);
-        match pending.as_ref() {
-            Some(p) if p.expires <= self.inner.clock.now() => {
-                pending.take();
-                self.inner.reschedule();
-                None
+        order::scope(async move {
+            let mut pending = lock(&self.inner.pending_switch);
+            match pending.as_ref() {
+                Some(p) if p.expires <= self.inner.clock.now() => {
+                    pending.take();
+                    self.inner.reschedule();
+                    None
+                }
+                Some(p) => Some(p.view.clone()),
+                None => None,
             }
-            Some(p) => Some(p.view.clone()),
-            None => None,
-        }
+        })
+        .await
     }
 
     /// Revokes a pending switch's session now.
@@ -310,41 +319,44 @@ impl AuthClient {
         id: &str,
         accept: bool,
     ) -> Result<Option<SessionView>, AuthError> {
-        let pending = {
-            let mut pending = lock(&self.inner.pending_switch);
-            if pending.as_ref().is_some_and(|p| p.view.id == id) {
-                pending.take()
-            } else {
-                None
+        order::scope(async move {
+            let pending = {
+                let mut pending = lock(&self.inner.pending_switch);
+                if pending.as_ref().is_some_and(|p| p.view.id == id) {
+                    pending.take()
+                } else {
+                    None
+                }
+            };
+            let Some(pending) = pending else {
+                return Err(AuthError::InvalidInput(
+                    "this account switch is no longer waiting for an answer".into(),
+                ));
+            };
+            if !accept {
+                tracing::info!("the user declined an account switch; its session is revoked");
+                self.decline(pending).await;
+                return Ok(None);
             }
-        };
-        let Some(pending) = pending else {
-            return Err(AuthError::InvalidInput(
-                "this account switch is no longer waiting for an answer".into(),
-            ));
-        };
-        if !accept {
-            tracing::info!("the user declined an account switch; its session is revoked");
-            self.decline(pending).await;
-            return Ok(None);
-        }
-        if pending.expires <= self.inner.clock.now() {
-            self.decline(pending).await;
-            return Err(AuthError::InvalidInput(
-                "the link waited too long; open it again".into(),
-            ));
-        }
-        if self.current().map(|c| c.session_id) != Some(pending.current_session_id.clone()) {
-            // Signed out or signed in elsewhere meanwhile: the question no longer holds.
-            self.decline(pending).await;
-            return Err(AuthError::InvalidInput(
-                "the account changed while the question was open; open the link again".into(),
-            ));
-        }
-        // Out of the outbox first: a "yes" must not be revoked behind the user's back.
-        self.remove_outbox_entry(&pending.outbox_id).await?;
-        self.commit_new_session(pending.session, pending.event)
-            .await
-            .map(Some)
+            if pending.expires <= self.inner.clock.now() {
+                self.decline(pending).await;
+                return Err(AuthError::InvalidInput(
+                    "the link waited too long; open it again".into(),
+                ));
+            }
+            if self.current().map(|c| c.session_id) != Some(pending.current_session_id.clone()) {
+                // Signed out or signed in elsewhere meanwhile: the question no longer holds.
+                self.decline(pending).await;
+                return Err(AuthError::InvalidInput(
+                    "the account changed while the question was open; open the link again".into(),
+                ));
+            }
+            // Out of the outbox first: a "yes" must not be revoked behind the user's back.
+            self.remove_outbox_entry(&pending.outbox_id).await?;
+            self.commit_new_session(pending.session, pending.event)
+                .await
+                .map(Some)
+        })
+        .await
     }
 }

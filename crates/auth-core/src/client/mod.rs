@@ -4,28 +4,33 @@
 //! callers ask (and once across processes), keeps it through transient failures, ends it
 //! only on the server's definitive word, signs out locally at once, and owes the server its
 //! revocations in a durable outbox. One background task sleeps until the next due time.
-
 //!
 //! The facade is here (construction, state, events); each job has its own file:
-//! `session.rs` (the session value, commit and end, validation), `refresh.rs` (the
-//! single-flight refresh, unsaved sessions), `flows.rs` (sign-in and the PKCE flows),
-//! `links.rs` (deep links and the account switch they may ask for), `account.rs` (user,
-//! MFA, "Your devices"), `outbox.rs` (sign-out and the revocation outbox), `restore.rs`
-//! (reading the stored session again when the keyring was locked), `scheduler.rs` (the
-//! background task).
+//! `slot.rs` (the stored session's one owner: every change of the session goes through
+//! it), `order.rs` (the locks and the order they are taken in), `session.rs` (the session
+//! value, sign-in's commit, the end of a session, validation), `refresh.rs` (the one
+//! refresh path and its back-off), `flows.rs` (sign-in and the PKCE flows), `links.rs`
+//! (deep links and the account switch they may ask for), `account.rs` (user, MFA, "Your
+//! devices"), `outbox.rs` (sign-out and the revocation outbox), `restore.rs` (the start,
+//! and the store's retries), `scheduler.rs` (the background task), `idle.rs` (the idle
+//! sign-out).
 
 mod account;
 mod flows;
 mod idle;
 mod links;
+mod marker;
+mod order;
 mod outbox;
 mod refresh;
 mod restore;
 mod scheduler;
 mod session;
+mod sign_out;
+mod slot;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -38,66 +43,24 @@ use tokio::sync::{broadcast, watch};
 
 use crate::backend::AuthBackend;
 use crate::backend::{
-    MfaEnrollment, SignOutScope, SignUpResponse, TokenResponse, User, UserUpdate,
+    MfaEnrollment, OtpType, SignOutScope, SignUpResponse, TokenResponse, User, UserUpdate,
 };
 use crate::callback::{self, Callback};
 use crate::clock::{Clock, SystemClock, from_unix_secs, unix_ms, unix_secs};
-use crate::config::{AuthConfig, Metrics};
-use crate::error::AuthError;
+use crate::config::{AuthConfig, Metrics, StoreKey};
+use crate::crash::CrashPoint;
+use crate::error::{ApiCode, AuthError};
 use crate::lock::ProcessLock;
 use crate::model::{
     AuthEvent, AuthStateChange, Connectivity, ErrorView, PendingRevocation, SessionView,
     SignOutOutcome, SignOutReason, SignUpOutcome, UserView,
 };
-use crate::persist::{self, FlowKind, OutboxEntry, PendingFlow, StoredSession};
+use crate::persist::{self, FlowKind, HookStatus, OutboxEntry, PendingFlow, StoredSession};
 use crate::secret::{AccessToken, CodeVerifier, OneTimeCode, Password, RefreshToken};
 use crate::store::{SecretStore, Store, StoreError};
 
 use session::Session;
-
-#[derive(Debug, Clone)]
-struct State {
-    session: Option<Session>,
-    connectivity: Connectivity,
-}
-
-/// Whether ending a session removes the stored one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Removal {
-    /// The user signed out in this process: the device is signed out.
-    Always,
-    /// Only if the stored session is still the one that ended (or unreadable).
-    IfSameSession,
-}
-
-#[derive(Debug, Default)]
-struct Retry {
-    attempt: u32,
-    next_at: Option<SystemTime>,
-    /// The refresh token whose refresh failed, and the error code: callers that come in
-    /// before `next_at` with the same token get this answer without a request.
-    failed_token: Option<(RefreshToken, String)>,
-    /// A refreshed session kept in memory only (its save failed or timed out).
-    unsaved: Option<Unsaved>,
-    /// The stored session could not be read at start (a locked keyring): read it again.
-    restore: Option<Pending>,
-}
-
-/// A refreshed session the store does not hold yet. Its superseded refresh token is never
-/// sent again; the save is retried with back-off (at once on [`AuthClient::nudge`]).
-#[derive(Debug, Clone)]
-struct Unsaved {
-    /// The refresh token the store still holds (superseded by the live session's).
-    stored_token: RefreshToken,
-    pending: Pending,
-}
-
-/// A retry of a store operation: how many attempts failed, when to try again.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    attempt: u32,
-    next_at: SystemTime,
-}
+use slot::{Expect, Followed, Removal, Replaced, Restored, SessionSlot, SignedOut};
 
 struct Inner {
     cfg: AuthConfig,
@@ -105,33 +68,32 @@ struct Inner {
     hook: Option<crate::hook::LogoutHook>,
     store: Store,
     clock: Arc<dyn Clock>,
-    state: watch::Sender<State>,
+    /// The session: stored and in memory, changed only through it.
+    slot: SessionSlot,
+    connectivity: watch::Sender<Connectivity>,
     events: broadcast::Sender<AuthStateChange>,
-    /// Serialises refreshes (single flight).
+    /// Level 1 of `order.rs`: refreshes in this process (single flight).
     refresh_gate: tokio::sync::Mutex<()>,
-    /// Serialises the short commit sections (store write + publish).
-    commit_gate: tokio::sync::Mutex<()>,
+    /// Level 2: refreshes across processes, held across the request.
+    refresh_lock: Option<ProcessLock>,
+    /// The refresh's back-off after a transient failure.
+    backoff: Mutex<refresh::Backoff>,
+    /// Levels 5 and 6: the outbox's read-modify-write, in and across processes.
     outbox_gate: tokio::sync::Mutex<()>,
-    /// Bumped whenever the session is replaced or removed; a refresh that started under
-    /// another epoch is discarded.
-    epoch: AtomicU64,
-    retry: Mutex<Retry>,
+    outbox_lock: Option<ProcessLock>,
+    /// Revocations the store would not take: owed, in memory, retried (and shown).
+    unqueued: Mutex<Vec<OutboxEntry>>,
+    /// Every queued revocation is tried at the next round (set by `nudge`).
+    outbox_now: AtomicBool,
     used_links: Mutex<HashSet<String>>,
-    /// Serialises edits of the stored flows (a read-modify-write).
+    /// Level 7: the stored flows' read-modify-write.
     flows_gate: tokio::sync::Mutex<()>,
     /// A link's session for another user, waiting for the user's answer.
     pending_switch: Mutex<Option<links::PendingSwitch>>,
     /// Bumped whenever something changes that affects the schedule; the background task
-    /// wakes on a change it has not seen.
+    /// wakes on a change it has not seen (it also wakes on every change of the session).
     wake: watch::Sender<u64>,
     stopped: Arc<AtomicBool>,
-    /// Held across a refresh (the request included): one refresh per device at a time.
-    lock: Option<ProcessLock>,
-    /// Held only around a read-compare-write of the stored session, never across a
-    /// request: every write or removal of the session takes it, so a refresh can check
-    /// that the session it refreshed is still the stored one before saving the result.
-    commit_lock: Option<ProcessLock>,
-    outbox_lock: Option<ProcessLock>,
     metrics: Metrics,
     scheduler_started: AtomicBool,
     idle: Mutex<idle::Idle>,
@@ -246,27 +208,15 @@ impl AuthClient {
         url::Url::parse(&cfg.callback_base).map_err(|e| {
             AuthError::Config(format!("callback base {:?}: {e}", cfg.callback_base))
         })?;
-        let name: String = cfg
-            .profile
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let lock = cfg
+        let name = cfg.file_name();
+        let refresh_lock = cfg
             .lock_dir
             .as_ref()
             .map(|dir| ProcessLock::new(dir.join(format!("{name}.lock"))));
-        let commit_lock = cfg
-            .lock_dir
-            .as_ref()
-            .map(|dir| ProcessLock::new(dir.join(format!("{name}.commit.lock"))));
         let outbox_lock = cfg
             .lock_dir
             .as_ref()
             .map(|dir| ProcessLock::new(dir.join(format!("{name}.outbox.lock"))));
-        let (state, _) = watch::channel(State {
-            session: None,
-            connectivity: Connectivity::Online,
-        });
         let (events, _) = broadcast::channel(256);
         let idle_start = clock.now();
         let hook = match &cfg.logout_hook_url {
@@ -277,28 +227,30 @@ impl AuthClient {
             )?),
             None => None,
         };
+        let store = Store::new(store, cfg.store_timeout);
+        let slot = SessionSlot::new(&cfg, store.clone(), clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {
-                store: Store::new(store, cfg.store_timeout),
+                store,
+                slot,
                 hook,
                 cfg,
                 api,
                 clock,
-                state,
+                connectivity: watch::channel(Connectivity::Online).0,
                 events,
                 refresh_gate: tokio::sync::Mutex::new(()),
-                commit_gate: tokio::sync::Mutex::new(()),
+                refresh_lock,
+                backoff: Mutex::new(refresh::Backoff::default()),
                 outbox_gate: tokio::sync::Mutex::new(()),
-                epoch: AtomicU64::new(0),
-                retry: Mutex::new(Retry::default()),
+                outbox_lock,
+                unqueued: Mutex::new(Vec::new()),
+                outbox_now: AtomicBool::new(false),
                 used_links: Mutex::new(HashSet::new()),
                 pending_switch: Mutex::new(None),
                 flows_gate: tokio::sync::Mutex::new(()),
                 wake: watch::channel(0).0,
                 stopped: Arc::new(AtomicBool::new(false)),
-                lock,
-                commit_lock,
-                outbox_lock,
                 metrics: Metrics::default(),
                 scheduler_started: AtomicBool::new(false),
                 idle: Mutex::new(idle::Idle::new(idle_start)),
@@ -318,7 +270,7 @@ impl AuthClient {
     /// A refreshed session is held in memory because the store could not save it yet
     /// (its save is being retried).
     pub fn has_unsaved_session(&self) -> bool {
-        lock(&self.inner.retry).unsaved.is_some()
+        self.inner.slot.has_unsaved()
     }
 
     /// The settings this engine runs with.
@@ -333,89 +285,11 @@ impl AuthClient {
 
     /// The current session, as a UI sees it.
     pub fn session(&self) -> Option<SessionView> {
-        self.inner
-            .state
-            .borrow()
-            .session
-            .as_ref()
-            .map(Session::view)
+        self.inner.slot.current().as_ref().map(Session::view)
     }
 
     pub fn connectivity(&self) -> Connectivity {
-        self.inner.state.borrow().connectivity.clone()
-    }
-
-    /// Restores the stored session (offline too), announces it as `INITIAL_SESSION`, and
-    /// starts the background task. A corrupt stored session is reported and removed. A
-    /// store that cannot be read (locked, unavailable) is an error here and is read again
-    /// later (back-off, and on [`Self::nudge`]); a session found then is announced as
-    /// `SIGNED_IN`.
-    pub async fn start(&self) -> Result<Option<SessionView>, AuthError> {
-        let inner = &self.inner;
-        let mut failure = None;
-        // Under the commit lock: another process may be writing the session right now (a
-        // half-written chunked entry is not corrupt), or signing in after a sign-out we
-        // are about to finish.
-        let process = match self.commit_lock().await {
-            Ok(guard) => guard,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "restoring the session without the lock");
-                None
-            }
-        };
-        match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
-            Ok(Some(stored)) => match Session::from_stored(stored, inner.cfg.refresh_margin) {
-                Ok(session) if self.sign_out_was_interrupted(&session).await => {
-                    // A sign-out queued its revocation, then the process ended before it
-                    // removed the session: finish it (the revocation is still queued).
-                    tracing::info!("finishing a sign-out that was interrupted");
-                    if let Err(e) = inner.store.delete(&inner.cfg.key("session")).await {
-                        failure = Some(AuthError::Storage(e));
-                    }
-                }
-                Ok(session) => self.set_session(Some(session)),
-                Err(e) => {
-                    let _ = inner.store.delete(&inner.cfg.key("session")).await;
-                    failure = Some(AuthError::Storage(StoreError::Corrupt(e.to_string())));
-                }
-            },
-            Ok(None) => {}
-            Err(StoreError::Corrupt(why)) => {
-                let _ = inner.store.delete(&inner.cfg.key("session")).await;
-                failure = Some(AuthError::Storage(StoreError::Corrupt(why)));
-            }
-            Err(e) => {
-                // A locked or unavailable keyring: not "signed out" for good. Read it again
-                // on a backing-off timer and on every nudge (focus).
-                lock(&inner.retry).restore = Some(Pending {
-                    attempt: 1,
-                    next_at: inner.clock.now() + inner.cfg.backoff(1),
-                });
-                failure = Some(AuthError::Storage(e));
-            }
-        }
-        drop(process);
-        if let Some(e) = &failure {
-            tracing::warn!(code = e.code(), "could not restore the stored session");
-            self.emit_error(e);
-        }
-        self.emit(AuthEvent::InitialSession, None);
-        self.spawn_scheduler();
-        match failure {
-            Some(e @ AuthError::Storage(StoreError::Corrupt(_)))
-            | Some(e @ AuthError::Storage(_)) => Err(e),
-            _ => Ok(self.session()),
-        }
-    }
-
-    /// Whether the outbox holds a `local` or `global` revocation of this very session.
-    async fn sign_out_was_interrupted(&self, session: &Session) -> bool {
-        !session.session_id.is_empty()
-            && self.load_outbox().await.is_ok_and(|entries| {
-                entries
-                    .iter()
-                    .any(|e| e.scope != SignOutScope::Others && e.session_id == session.session_id)
-            })
+        self.inner.connectivity.borrow().clone()
     }
 
     /// Stops the background task (also done when the last clone is dropped).
@@ -424,20 +298,14 @@ impl AuthClient {
         self.inner.reschedule();
     }
 
-    /// Wakes the background task to re-check everything now (after resume from sleep,
-    /// a network change, or when the app regains focus).
+    /// Tries everything now — a refresh in back-off, the store's retries, the queued
+    /// revocations — and wakes the background task: after resume from sleep, when the
+    /// network comes back, or when the app regains focus. Once: what fails again backs off
+    /// as before.
     pub fn nudge(&self) {
-        let now = self.inner.clock.now();
-        {
-            // Store operations waiting to be retried are tried again now.
-            let mut retry = lock(&self.inner.retry);
-            if let Some(u) = retry.unsaved.as_mut() {
-                u.pending.next_at = now;
-            }
-            if let Some(p) = retry.restore.as_mut() {
-                p.next_at = now;
-            }
-        }
+        self.inner.slot.retry_now();
+        lock(&self.inner.backoff).try_now(self.inner.clock.now());
+        self.outbox_try_now();
         self.inner.reschedule();
     }
 
@@ -469,18 +337,16 @@ impl AuthClient {
         self.emit_full(AuthEvent::AuthError, None, Some(ErrorView::from(e)), None);
     }
 
-    fn set_session(&self, session: Option<Session>) {
-        self.inner.state.send_modify(|s| s.session = session);
-        self.inner.reschedule();
-    }
-
     fn current(&self) -> Option<Session> {
-        self.inner.state.borrow().session.clone()
+        self.inner.slot.current()
     }
 
     fn set_connectivity(&self, c: Connectivity) {
-        let changed = self.inner.state.borrow().connectivity != c;
-        self.inner.state.send_modify(|s| s.connectivity = c.clone());
+        let changed = self.inner.connectivity.send_if_modified(|old| {
+            let changed = *old != c;
+            *old = c.clone();
+            changed
+        });
         if changed {
             self.emit_full(AuthEvent::Connectivity, None, None, Some(c));
         }

@@ -1,5 +1,7 @@
-//! Sign-out with the three scopes, and the durable outbox of revocations still owed to
-//! the server (delivered with back-off, merged by id across processes).
+//! The durable outbox of revocations still owed to the server: stored (levels 5 and 6 of
+//! `order.rs` around every read-modify-write, merged by id across processes), delivered
+//! with back-off until the server confirms or says the session is gone. A revocation the
+//! store would not take is owed in memory (`unqueued`), retried and shown the same way.
 
 use super::*;
 
@@ -15,8 +17,6 @@ pub(super) enum Delivered {
 }
 
 impl AuthClient {
-    // --------------------------------------------------------------------------- sign-out
-
     pub(super) fn outbox_entry(&self, session: &Session, scope: SignOutScope) -> OutboxEntry {
         let now = self.inner.clock.now();
         OutboxEntry {
@@ -31,14 +31,19 @@ impl AuthClient {
             attempts: 0,
             next_attempt_at: unix_ms(now),
             last_error: None,
-            hook_not_told: None,
             // `others` keeps this session: the backend has nothing to end.
-            hook_pending: self.inner.hook.is_some() && scope != SignOutScope::Others,
+            hook: if self.inner.hook.is_some() && scope != SignOutScope::Others {
+                HookStatus::Pending
+            } else {
+                HookStatus::NotNeeded
+            },
         }
     }
 
+    // --------------------------------------------------------------------------- storage
+
     pub(super) async fn load_outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let key = self.inner.cfg.key("outbox");
+        let key = self.inner.cfg.key(StoreKey::Outbox);
         match persist::load::<Vec<OutboxEntry>>(&self.inner.store, &key).await {
             Ok(v) => Ok(v.unwrap_or_default()),
             Err(StoreError::Corrupt(why)) => {
@@ -65,13 +70,24 @@ impl AuthClient {
         }
     }
 
+    async fn save_outbox(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let key = self.inner.cfg.key(StoreKey::Outbox);
+        if entries.is_empty() {
+            self.inner.store.delete(&key).await
+        } else {
+            persist::save(&self.inner.store, &key, &entries).await
+        }
+    }
+
     /// Runs a read-modify-write of the outbox under the in-process gate and, when
     /// configured, the cross-process outbox lock (never across an HTTP call).
     pub(super) async fn edit_outbox(
         &self,
         edit: impl FnOnce(&mut Vec<OutboxEntry>),
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let _order = order::enter(order::Level::Outbox);
         let _gate = self.inner.outbox_gate.lock().await;
+        let _process_order = order::enter(order::Level::OutboxProcess);
         let _process = match &self.inner.outbox_lock {
             Some(l) => Some(l.acquire(self.inner.cfg.store_timeout).await.map_err(
                 |e| match e {
@@ -93,162 +109,19 @@ impl AuthClient {
         Ok(())
     }
 
-    /// Signs out. `local` and `global` remove the local session at once — offline too — and
-    /// emit `SIGNED_OUT`; the server revocation is tried at once and otherwise queued in the
-    /// outbox and retried until the server confirms. `others` keeps the local session and
-    /// needs the server: if it cannot be reached, the revocation is queued and the error
-    /// returned.
-    pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutOutcome, AuthError> {
-        self.sign_out_because(scope, SignOutReason::User).await
+    /// Queues `entry`; if the store will not take it, it is owed in memory instead.
+    pub(super) async fn queue_or_keep(&self, entry: OutboxEntry) {
+        if let Err(e) = self.push_outbox(entry.clone()).await {
+            tracing::warn!(code = e.code(), "could not queue the revocation");
+            self.keep_unqueued(entry);
+        }
     }
 
-    /// [`AuthClient::sign_out`], with the reason its `SIGNED_OUT` event gives.
-    pub(super) async fn sign_out_because(
-        &self,
-        scope: SignOutScope,
-        reason: SignOutReason,
-    ) -> Result<SignOutOutcome, AuthError> {
-        match scope {
-            SignOutScope::Local | SignOutScope::Global => {
-                // The revocation is made durable before the session is removed: a crash in
-                // between leaves a queued revocation for a still-stored session, which the
-                // next start finishes; the other order could lose the revocation silently.
-                let (entry, queued) = loop {
-                    let epoch = self.inner.epoch.load(Ordering::SeqCst);
-                    let Some(session) = self.current() else {
-                        return Ok(SignOutOutcome {
-                            scope,
-                            local_done: true,
-                            server_confirmed: true,
-                            queued: false,
-                            hook_error: None,
-                            server_not_done: None,
-                        });
-                    };
-                    let mut entry = self.outbox_entry(&session, scope);
-                    // This call delivers it right below; the background task only takes
-                    // over if that fails (or the process dies first).
-                    entry.next_attempt_at =
-                        unix_ms(self.inner.clock.now() + self.inner.cfg.retry_initial);
-                    let queued = match self.push_outbox(entry.clone()).await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::warn!(code = e.code(), "could not queue the revocation");
-                            self.emit_error(&AuthError::Storage(e));
-                            false
-                        }
-                    };
-                    crate::crash::point("sign_out:after_queue");
-                    if self.end_session(reason, Some(epoch)).await.is_some() {
-                        break (entry, queued);
-                    }
-                    // Refreshed or replaced meanwhile: queue the current tokens instead.
-                    if queued {
-                        let _ = self.remove_outbox_entry(&entry.id).await;
-                    }
-                };
-                crate::crash::point("sign_out:after_local_remove");
-                let delivered = self.deliver(entry.clone()).await;
-                crate::crash::point("sign_out:after_server");
-                let mut hook_error = None;
-                if let Ok((done, _)) = &delivered
-                    && let Some(code) = &done.hook_not_told
-                {
-                    hook_error = Some(ErrorView {
-                        code: code.clone(),
-                        message: "the app backend's logout endpoint was not told of this \
-                                  sign-out (it does not exist or kept failing)"
-                            .into(),
-                    });
-                }
-                match &delivered {
-                    Ok(_) if queued => {
-                        let _ = self.remove_outbox_entry(&entry.id).await;
-                    }
-                    Ok(_) => {}
-                    Err((updated, e)) => {
-                        if matches!(e, AuthError::LogoutHook { .. }) {
-                            tracing::warn!(code = e.code(), "the logout hook failed; will retry");
-                            hook_error = Some(ErrorView::from(e));
-                        }
-                        if queued {
-                            let failed = self.failed_entry(updated.clone(), e);
-                            let _ = self
-                                .edit_outbox(|entries| {
-                                    if let Some(slot) =
-                                        entries.iter_mut().find(|x| x.id == failed.id)
-                                    {
-                                        *slot = failed;
-                                    }
-                                })
-                                .await;
-                        }
-                    }
-                }
-                // Delivered: confirmed, or the session was already gone at the server —
-                // which is all a `local` sign-out asks, and nothing of what `global` asks.
-                let done = delivered.is_ok();
-                let refused = matches!(delivered, Ok((_, Delivered::AlreadyGone)))
-                    && scope == SignOutScope::Global;
-                Ok(SignOutOutcome {
-                    scope,
-                    local_done: true,
-                    server_confirmed: done && !refused,
-                    queued: queued && !done,
-                    hook_error,
-                    server_not_done: refused.then(SignOutOutcome::already_ended),
-                })
-            }
-            SignOutScope::Others => {
-                let session = self.current().ok_or(AuthError::NotSignedIn)?;
-                // This session already gone at the server: nothing was revoked there, and
-                // this device is signed out (GoTrue says so); the outcome says both.
-                let gone = || SignOutOutcome {
-                    scope,
-                    local_done: true,
-                    server_confirmed: false,
-                    queued: false,
-                    hook_error: None,
-                    server_not_done: Some(SignOutOutcome::already_ended()),
-                };
-                let token = match self.access_token().await {
-                    Ok(token) => token,
-                    Err(e) if e.ends_session() => {
-                        self.end_session(SignOutReason::Revoked, None).await;
-                        return Ok(gone());
-                    }
-                    Err(e) => return Err(e),
-                };
-                match self.inner.api.logout(&token, SignOutScope::Others).await {
-                    Ok(()) => Ok(SignOutOutcome {
-                        scope,
-                        local_done: false,
-                        server_confirmed: true,
-                        queued: false,
-                        hook_error: None,
-                        server_not_done: None,
-                    }),
-                    Err(e) if e.ends_session() => {
-                        self.end_session(SignOutReason::Revoked, None).await;
-                        Ok(gone())
-                    }
-                    Err(e) => {
-                        let mut entry = self.outbox_entry(&session, SignOutScope::Others);
-                        entry.access_token = AccessToken::new(String::new());
-                        entry.refresh_token = RefreshToken::new(String::new());
-                        entry.last_error = Some(e.code().to_owned());
-                        if let Err(store_err) = self.push_outbox(entry).await {
-                            tracing::warn!(
-                                code = store_err.code(),
-                                "could not queue the revocation"
-                            );
-                        }
-                        self.emit_error(&e);
-                        Err(e)
-                    }
-                }
-            }
-        }
+    /// A revocation owed in memory only: delivered, and offered to the store again, by
+    /// the background task.
+    pub(super) fn keep_unqueued(&self, entry: OutboxEntry) {
+        lock(&self.inner.unqueued).push(entry);
+        self.inner.reschedule();
     }
 
     pub(super) async fn remove_outbox_entry(&self, id: &str) -> Result<(), StoreError> {
@@ -257,14 +130,28 @@ impl AuthClient {
             .map(|_| ())
     }
 
-    pub(super) async fn save_outbox(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
-        let key = self.inner.cfg.key("outbox");
-        if entries.is_empty() {
-            self.inner.store.delete(&key).await
-        } else {
-            persist::save(&self.inner.store, &key, &entries).await
-        }
+    /// When the next revocation is due (stored or owed in memory).
+    pub(super) async fn outbox_next_attempt(&self) -> Option<SystemTime> {
+        let stored = self.load_outbox().await.unwrap_or_default();
+        stored
+            .iter()
+            .chain(lock(&self.inner.unqueued).iter())
+            .map(|e| e.next_attempt_at)
+            .min()
+            .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs()))
     }
+
+    /// Every queued revocation is tried at the next round (focus, resume, the network
+    /// back), whatever its back-off.
+    pub(super) fn outbox_try_now(&self) {
+        let now = unix_ms(self.inner.clock.now());
+        for e in lock(&self.inner.unqueued).iter_mut() {
+            e.next_attempt_at = e.next_attempt_at.min(now);
+        }
+        self.inner.outbox_now.store(true, Ordering::SeqCst);
+    }
+
+    // --------------------------------------------------------------------------- delivery
 
     /// Sends one revocation. `Ok` when the server confirmed, or said the session is gone
     /// (nothing more can be done: [`Delivered::AlreadyGone`]).
@@ -293,7 +180,7 @@ impl AuthClient {
             let now = unix_secs(self.inner.clock.now());
             if now.saturating_add(30) >= entry.access_expires_at {
                 // The access token expired meanwhile: refresh first, then revoke.
-                match self.refresh_entry(&mut entry).await {
+                match self.rotate_entry(&mut entry).await {
                     Ok(true) => {}
                     Ok(false) => return Ok((entry, Delivered::AlreadyGone)),
                     Err(e) => return Err((entry, e)),
@@ -302,15 +189,15 @@ impl AuthClient {
             entry.access_token.clone()
         };
         // The app backend first: after the revocation it could no longer check the token.
-        if entry.hook_pending
+        if entry.hook.is_pending()
             && let Some(hook) = &self.inner.hook
         {
             match hook.call(&token).await {
-                Ok(()) => entry.hook_pending = false,
+                Ok(()) => entry.hook = HookStatus::Told,
                 Err(e) if !e.is_retryable() => {
                     // UNAUTHORIZED: the backend holds nothing for this token any more.
                     tracing::info!(code = e.code(), "the logout hook says the token is done");
-                    entry.hook_pending = false;
+                    entry.hook = HookStatus::Told;
                 }
                 // A hook that does not exist (404/410), or that failed too often, may not
                 // keep a signed-out session alive at the auth server.
@@ -332,8 +219,9 @@ impl AuthClient {
                         .metrics
                         .logout_hooks_skipped
                         .fetch_add(1, Ordering::SeqCst);
-                    entry.hook_pending = false;
-                    entry.hook_not_told = Some(e.code().to_owned());
+                    entry.hook = HookStatus::GivenUp {
+                        code: e.code().to_owned(),
+                    };
                 }
                 Err(e) => return Err((entry, e)),
             }
@@ -346,10 +234,13 @@ impl AuthClient {
         // signature any more (`bad_jwt`: a rotated JWT secret): that says nothing about the
         // session. Refresh, retry once.
         if let Err(e) = &result
-            && matches!(e.code(), "try_refresh_token" | "bad_jwt")
+            && matches!(
+                e.api_code(),
+                Some(ApiCode::TryRefreshToken | ApiCode::BadJwt)
+            )
             && entry.scope != SignOutScope::Others
         {
-            result = match self.refresh_entry(&mut entry).await {
+            result = match self.rotate_entry(&mut entry).await {
                 Ok(true) => api
                     .logout(&entry.access_token.clone(), entry.scope)
                     .await
@@ -384,17 +275,28 @@ impl AuthClient {
         answered || age >= i64::try_from(cfg.logout_hook_patience.as_secs()).unwrap_or(i64::MAX)
     }
 
-    /// Refreshes a queued revocation's tokens. `Ok(false)`: the server says the session is
-    /// already gone, so there is nothing left to revoke.
-    pub(super) async fn refresh_entry(&self, entry: &mut OutboxEntry) -> Result<bool, AuthError> {
-        match self.inner.api.refresh(&entry.refresh_token.clone()).await {
+    /// Rotates a queued revocation's tokens (its access token expired) through the one
+    /// refresh request ([`AuthClient::refresh_request`]). `Ok(false)`: the server says the
+    /// session is already gone, so there is nothing left to revoke.
+    async fn rotate_entry(&self, entry: &mut OutboxEntry) -> Result<bool, AuthError> {
+        match self.refresh_request(&entry.refresh_token).await {
             Ok(resp) => {
+                let now = self.inner.clock.now();
+                // Read as the session's refresh reads it; an unreadable lifetime leaves
+                // the new access token due at once (it is used right away).
+                let expires_at = crate::expiry::expiry(
+                    resp.expires_in,
+                    resp.expires_at,
+                    now,
+                    self.inner.cfg.refresh_margin,
+                    0,
+                )
+                .map_or(now, |times| times.expires_at);
+                if !resp.refresh_token.is_empty() {
+                    entry.refresh_token = resp.refresh_token;
+                }
                 entry.access_token = resp.access_token;
-                entry.refresh_token = resp.refresh_token;
-                entry.access_expires_at = unix_secs(self.inner.clock.now()).saturating_add(
-                    resp.expires_in
-                        .clamp(0, crate::expiry::MAX_TOKEN_LIFETIME_SECS),
-                );
+                entry.access_expires_at = unix_secs(expires_at);
                 Ok(true)
             }
             Err(e) if e.refuses_refresh_token() => Ok(false),
@@ -415,14 +317,17 @@ impl AuthClient {
     /// account switch still waiting for the user's answer stays until then); returns how
     /// many are still pending.
     pub async fn flush_outbox(&self) -> Result<usize, AuthError> {
-        self.drain_outbox(true).await
+        order::scope(async move { self.drain_outbox(true).await }).await
     }
 
     /// Delivers the due revocations. Entries are read, delivered without holding any lock,
     /// and the results merged back by id, so a concurrent process (or a revocation queued
     /// meanwhile) is never overwritten; delivering one twice is harmless (the server then
-    /// says the session is gone, which counts as done).
+    /// says the session is gone, which counts as done). Revocations owed in memory are
+    /// offered to the store first, and delivered from memory if it still refuses.
     pub(super) async fn drain_outbox(&self, all: bool) -> Result<usize, AuthError> {
+        let all = all || self.inner.outbox_now.swap(false, Ordering::SeqCst);
+        let unqueued = self.drain_unqueued(all).await;
         let now = unix_ms(self.inner.clock.now());
         let question = self.pending_switch_outbox_id();
         let (due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
@@ -430,29 +335,14 @@ impl AuthClient {
                 e.next_attempt_at <= now || (all && question.as_deref() != Some(e.id.as_str()))
             });
         if due.is_empty() {
-            return Ok(waiting.len());
+            return Ok(waiting.len() + unqueued);
         }
         let mut delivered = HashSet::new();
         let mut failed = Vec::new();
         for entry in due {
             match self.deliver(entry).await {
                 Ok((done, how)) => {
-                    if how == Delivered::AlreadyGone && done.scope != SignOutScope::Local {
-                        // Owed no longer, but not done: tell whoever is listening.
-                        tracing::warn!(
-                            scope = done.scope.as_str(),
-                            "a queued sign-out found its own session already ended; the \
-                             user's other sessions were not signed out"
-                        );
-                        let why = SignOutOutcome::already_ended();
-                        self.emit_error(&AuthError::Api {
-                            status: 403,
-                            code: why.code,
-                            message: why.message,
-                        });
-                    } else {
-                        tracing::info!(scope = done.scope.as_str(), "revocation delivered");
-                    }
+                    self.report_delivered(&done, how);
                     delivered.insert(done.id);
                 }
                 Err((entry, e)) => failed.push(self.failed_entry(entry, &e)),
@@ -468,25 +358,108 @@ impl AuthClient {
                 }
             })
             .await?;
-        Ok(left.len())
+        Ok(left.len() + unqueued)
     }
 
-    /// The revocations still owed to the server.
+    /// The revocations owed in memory: into the store if it takes them now, else the due
+    /// ones delivered from memory. They stay listed (for [`Self::pending_revocations`])
+    /// until stored or delivered. Returns how many are still owed in memory.
+    async fn drain_unqueued(&self, all: bool) -> usize {
+        let owed = lock(&self.inner.unqueued).clone();
+        if owed.is_empty() {
+            return 0;
+        }
+        let forget = |ids: &HashSet<String>| {
+            let mut unqueued = lock(&self.inner.unqueued);
+            unqueued.retain(|e| !ids.contains(&e.id));
+            unqueued.len()
+        };
+        let ids: HashSet<String> = owed.iter().map(|e| e.id.clone()).collect();
+        let stored = {
+            let owed = owed.clone();
+            self.edit_outbox(move |entries| entries.extend(owed)).await
+        };
+        if stored.is_ok() {
+            tracing::info!("revocations owed in memory are queued in the store now");
+            let left = forget(&ids);
+            let sessions: HashSet<String> = owed
+                .iter()
+                .filter(|e| e.scope != SignOutScope::Others)
+                .map(|e| e.session_id.clone())
+                .collect();
+            self.inner.slot.remove_signed_out(&sessions).await;
+            return left;
+        }
+        let now = unix_ms(self.inner.clock.now());
+        let mut delivered = HashSet::new();
+        for entry in owed {
+            if !all && entry.next_attempt_at > now {
+                continue;
+            }
+            match self.deliver(entry).await {
+                Ok((done, how)) => {
+                    self.report_delivered(&done, how);
+                    delivered.insert(done.id);
+                }
+                Err((entry, e)) => {
+                    let failed = self.failed_entry(entry, &e);
+                    if let Some(slot) = lock(&self.inner.unqueued)
+                        .iter_mut()
+                        .find(|x| x.id == failed.id)
+                    {
+                        *slot = failed;
+                    }
+                }
+            }
+        }
+        forget(&delivered)
+    }
+
+    fn report_delivered(&self, done: &OutboxEntry, how: Delivered) {
+        if how == Delivered::AlreadyGone && done.scope != SignOutScope::Local {
+            // Owed no longer, but not done: tell whoever is listening.
+            tracing::warn!(
+                scope = done.scope.as_str(),
+                "a queued sign-out found its own session already ended; the user's other \
+                 sessions were not signed out"
+            );
+            let why = SignOutOutcome::already_ended();
+            self.emit_error(&AuthError::Api {
+                status: 403,
+                code: why.code,
+                message: why.message,
+            });
+        } else {
+            tracing::info!(scope = done.scope.as_str(), "revocation delivered");
+        }
+    }
+
+    /// The revocations still owed to the server: queued in the store, or owed in memory
+    /// because the store would not take them.
     pub async fn pending_revocations(&self) -> Result<Vec<PendingRevocation>, AuthError> {
-        Ok(self
-            .load_outbox()
-            .await?
-            .into_iter()
-            .map(|e| PendingRevocation {
-                id: e.id,
-                scope: e.scope,
-                session_id: e.session_id,
-                email: e.user_email,
-                attempts: e.attempts,
-                next_attempt_at: e.next_attempt_at,
-                last_error: e.last_error,
-                hook_not_told: e.hook_not_told,
-            })
-            .collect())
+        order::scope(async move {
+            let stored = self.load_outbox().await;
+            let unqueued = lock(&self.inner.unqueued).clone();
+            let stored = match stored {
+                Ok(entries) => entries,
+                Err(e) if unqueued.is_empty() => return Err(e.into()),
+                Err(_) => Vec::new(),
+            };
+            Ok(stored
+                .into_iter()
+                .chain(unqueued)
+                .map(|e| PendingRevocation {
+                    hook_not_told: e.hook.given_up().map(str::to_owned),
+                    id: e.id,
+                    scope: e.scope,
+                    session_id: e.session_id,
+                    email: e.user_email,
+                    attempts: e.attempts,
+                    next_attempt_at: e.next_attempt_at,
+                    last_error: e.last_error,
+                })
+                .collect())
+        })
+        .await
     }
 }

@@ -1,8 +1,66 @@
-//! The single-flight refresh and the access token: one refresh at a time in the process
-//! and across processes, a refreshed session that cannot be saved kept in memory (never
-//! its superseded token sent again) until the save succeeds.
+//! The one refresh path, and its back-off.
+//!
+//! Every refresh of the session — on time in the background, for an access token about to
+//! expire, on request — is [`AuthClient::refresh_from`]: one at a time in the process and
+//! across processes (levels 1 and 2 of `order.rs`), the store followed first (another
+//! process may have refreshed or signed out), the answer handed to the slot to commit. A
+//! revoked session's queued revocation rotates its tokens through the same request
+//! ([`AuthClient::refresh_request`]) and the same reading of its lifetime, without touching
+//! the slot.
+//!
+//! Every way a refresh can fail goes through the back-off but two: the session is gone
+//! (the server said so, or it ended here meanwhile). The back-off answers callers without
+//! a request until its time (or until [`AuthClient::nudge`] or an explicit
+//! [`AuthClient::refresh`] tries once now); no path loops without a sleep, and no path
+//! drops a refresh token the server has rotated.
 
 use super::*;
+
+/// The refresh's back-off after a transient failure.
+#[derive(Debug, Default)]
+pub(super) struct Backoff {
+    attempt: u32,
+    next_at: Option<SystemTime>,
+    /// The refresh token whose refresh failed, and the error code: callers that come in
+    /// before `next_at` with the same token get this answer without a request.
+    failed: Option<(RefreshToken, String)>,
+}
+
+impl Backoff {
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// When the next refresh is due while backing off.
+    pub(super) fn next_at(&self) -> Option<SystemTime> {
+        self.next_at
+    }
+
+    /// The answer a caller with `token` gets while backing off.
+    fn answer(&self, token: &RefreshToken, now: SystemTime) -> Option<AuthError> {
+        match (&self.next_at, &self.failed) {
+            (Some(next), Some((failed, code))) if failed == token && now < *next => Some(
+                AuthError::Network(format!("refresh is backing off after {code}")),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Try once now (focus, resume, the network back): what fails again backs off further.
+    pub(super) fn try_now(&mut self, now: SystemTime) {
+        if let Some(next) = self.next_at.as_mut() {
+            *next = now.min(*next);
+        }
+    }
+}
+
+/// A refresh token rotated by the server, read as far as the answer allows.
+pub(super) struct Rotation {
+    pub(super) session: Session,
+    /// The answer could not be read as a whole: the rotated token (and whatever else was
+    /// readable) is kept, and the refresh is retried later.
+    pub(super) incomplete: Option<AuthError>,
+}
 
 impl AuthClient {
     // --------------------------------------------------------------------------- tokens
@@ -11,272 +69,222 @@ impl AuthClient {
     /// callers share one refresh. While the server cannot be reached, a token that has not
     /// expired yet is still handed out.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        let session = self.current().ok_or(AuthError::NotSignedIn)?;
-        let now = self.inner.clock.now();
-        if now < session.refresh_at {
-            return Ok(session.access_token);
-        }
-        match self.refresh_from(&session.refresh_token).await {
-            Ok(s) => Ok(s.access_token),
-            Err(e) if e.is_retryable() || matches!(e, AuthError::Storage(_)) => {
-                match self.current() {
-                    Some(s) if self.inner.clock.now() < s.expires_at() => Ok(s.access_token),
-                    _ => Err(e),
-                }
+        order::scope(async move {
+            let session = self.current().ok_or(AuthError::NotSignedIn)?;
+            let now = self.inner.clock.now();
+            if now < session.refresh_at {
+                return Ok(session.access_token);
             }
-            Err(e) => Err(e),
-        }
+            match self.refresh_from(&session.refresh_token, false).await {
+                Ok(s) => Ok(s.access_token),
+                Err(e) if e.is_retryable() || matches!(e, AuthError::Storage(_)) => {
+                    match self.current() {
+                        Some(s) if self.inner.clock.now() < s.expires_at() => Ok(s.access_token),
+                        _ => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
-    /// Refreshes now (unless a concurrent caller just did).
+    /// Refreshes now (unless a concurrent caller just did), also while backing off: a
+    /// person who asks gets a try.
     pub async fn refresh(&self) -> Result<SessionView, AuthError> {
-        let session = self.current().ok_or(AuthError::NotSignedIn)?;
-        self.refresh_from(&session.refresh_token)
-            .await
-            .map(|s| s.view())
+        order::scope(async move {
+            let session = self.current().ok_or(AuthError::NotSignedIn)?;
+            self.refresh_from(&session.refresh_token, true)
+                .await
+                .map(|s| s.view())
+        })
+        .await
     }
 
     /// The single-flight refresh: `seen` is the refresh token the caller saw; if it has
-    /// changed by the time the caller gets the gate, someone else refreshed.
-    pub(super) async fn refresh_from(&self, seen: &RefreshToken) -> Result<Session, AuthError> {
+    /// changed by the time the caller gets the gate, someone else refreshed. `force` tries
+    /// even while backing off.
+    pub(super) async fn refresh_from(
+        &self,
+        seen: &RefreshToken,
+        force: bool,
+    ) -> Result<Session, AuthError> {
         let inner = &self.inner;
+        let _order = order::enter(order::Level::Refresh);
         let _gate = inner.refresh_gate.lock().await;
         let session = self.current().ok_or(AuthError::NotSignedIn)?;
         if &session.refresh_token != seen {
             return Ok(session);
         }
-        {
-            let retry = lock(&inner.retry);
-            if let (Some(next), Some((token, code))) = (retry.next_at, &retry.failed_token)
-                && token == seen
-                && inner.clock.now() < next
-            {
-                return Err(AuthError::Network(format!(
-                    "refresh is backing off after {code}"
-                )));
-            }
+        if !force && let Some(e) = lock(&inner.backoff).answer(seen, inner.clock.now()) {
+            return Err(e);
         }
-        let epoch = inner.epoch.load(Ordering::SeqCst);
-        let _process_lock = match &inner.lock {
+        let result = self.refresh_locked(session).await;
+        match &result {
+            Ok(_) => {}
+            // The session is gone (or ended here meanwhile): nothing to back off for.
+            Err(AuthError::NotSignedIn) => {}
+            Err(e) if e.refuses_refresh_token() => {}
+            Err(e) => self.note_failure(seen, e),
+        }
+        result
+    }
+
+    /// The refresh itself, under the refresh gate. Every `Err` but the session's end is
+    /// backed off by the caller.
+    async fn refresh_locked(&self, session: Session) -> Result<Session, AuthError> {
+        let inner = &self.inner;
+        let _order = order::enter(order::Level::RefreshProcess);
+        let _process = match &inner.refresh_lock {
             Some(l) => Some(l.acquire(inner.cfg.http_timeout * 2).await?),
             None => None,
         };
-        crate::crash::point("refresh:after_lock");
-        // Another process on this device may have refreshed or signed out meanwhile. Its
-        // stored session is the live one: adopt it, and if it is due too, refresh *its*
-        // token (ours may be generations old, and reusing it would make the server revoke
-        // the whole session).
-        let mut session = session;
-        // A refreshed session this process could not save: the store still holds the
-        // token it superseded, which is ours, not another process's newer one.
-        let stored_token = lock(&inner.retry)
-            .unsaved
-            .as_ref()
-            .map(|u| u.stored_token.clone());
-        let ours = |t: &RefreshToken, session: &Session| {
-            t == &session.refresh_token || Some(t) == stored_token.as_ref()
+        crate::crash::point(CrashPoint::RefreshAfterLock);
+        // Another process on this device may have refreshed or signed out meanwhile: its
+        // stored session is the live one. Follow it; if it is due too, refresh *its* token
+        // (ours may be generations old, and reusing it would make the server revoke the
+        // whole session).
+        let mut ours = vec![session.refresh_token.clone()];
+        ours.extend(inner.slot.unsaved_stored_token());
+        let followed = inner.slot.follow(&ours).await?;
+        self.announce_followed(&followed);
+        let session = match followed {
+            Followed::Unchanged => session,
+            Followed::Ended => return Err(AuthError::NotSignedIn),
+            Followed::Adopted { session, .. } => {
+                if inner.clock.now() < session.refresh_at {
+                    return Ok(*session);
+                }
+                ours = vec![session.refresh_token.clone()];
+                *session
+            }
         };
-        match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
-            Ok(None) => {
-                // Another process signed out: follow it (and delete nothing: a sign-in
-                // stored since by yet another process is not ours to remove).
-                self.end_session_with(SignOutReason::User, Some(epoch), Removal::IfSameSession)
-                    .await;
-                return Err(AuthError::NotSignedIn);
-            }
-            Ok(Some(stored)) if !ours(&stored.refresh_token, &session) => {
-                let adopted = Session::from_stored(stored, inner.cfg.refresh_margin)?;
-                if inner.clock.now() < adopted.refresh_at {
-                    let _commit = inner.commit_gate.lock().await;
-                    if inner.epoch.load(Ordering::SeqCst) == epoch {
-                        inner.epoch.fetch_add(1, Ordering::SeqCst);
-                        lock(&inner.retry).unsaved = None;
-                        self.set_session(Some(adopted.clone()));
-                        self.emit(AuthEvent::TokenRefreshed, None);
-                    }
-                    return Ok(adopted);
-                }
-                session = adopted;
-            }
-            Ok(Some(_)) => {}
-            Err(e) => tracing::warn!(
-                code = e.code(),
-                "could not re-read the stored session before refresh"
-            ),
-        }
-        inner
-            .metrics
-            .refresh_requests
-            .fetch_add(1, Ordering::SeqCst);
-        let result = inner.api.refresh(&session.refresh_token).await;
-        match result {
-            Ok(mut resp) => {
-                crate::crash::point("refresh:after_response");
-                if resp.user.is_null() {
-                    // The backend's refresh does not describe the user: it has not changed.
-                    resp.user = session.user_raw.clone();
-                }
-                let fresh =
-                    Session::from_response(resp, inner.clock.now(), inner.cfg.refresh_margin)?;
-                let _commit = inner.commit_gate.lock().await;
-                if inner.epoch.load(Ordering::SeqCst) != epoch {
-                    // Signed out or replaced in this process while the request ran: the
-                    // result is not ours to keep.
-                    drop(_commit);
-                    if self
-                        .current()
-                        .is_none_or(|s| s.session_id != fresh.session_id)
-                    {
-                        self.revoke_orphan(&fresh).await;
-                    }
-                    return Err(AuthError::NotSignedIn);
-                }
-                let _process = match self.commit_lock().await {
-                    Ok(guard) => guard,
-                    Err(e) => {
-                        // The server has rotated the token: the new session is kept (in
-                        // memory, unsaved) and the old token is never sent again.
-                        let keep = stored_token.unwrap_or_else(|| session.refresh_token.clone());
-                        let kept = self.keep_unsaved(fresh, keep, e);
-                        drop(_commit);
-                        return Ok(kept);
-                    }
+        // Never more than one generation ahead of the store: another process may still
+        // send the stored token, and the server forgives only the live token's immediate
+        // predecessor (anything older is reuse, and ends the session). A refreshed session
+        // the store could not save is saved first; while it cannot be, no refresh is sent.
+        let session = match inner.slot.retry_unsaved_save().await {
+            None | Some(Replaced::Saved) => session,
+            Some(Replaced::Unsaved(e)) => return Err(e),
+            Some(Replaced::Stale) => return Err(AuthError::NotSignedIn),
+            Some(Replaced::Lost(followed)) => {
+                self.announce_followed(&followed);
+                return match followed {
+                    Followed::Adopted { session, .. } => Ok(*session),
+                    _ => Err(AuthError::NotSignedIn),
                 };
-                // Another process may have signed out or signed in while the request ran:
-                // only the session we refreshed may be overwritten.
-                match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await
-                {
-                    Ok(Some(stored)) if ours(&stored.refresh_token, &session) => {}
-                    Ok(stored) => {
-                        lock(&inner.retry).unsaved = None;
-                        tracing::info!(
-                            "another process ended or replaced the session during a refresh; \
-                             the result is discarded"
-                        );
-                        let adopted = stored
-                            .and_then(|s| Session::from_stored(s, inner.cfg.refresh_margin).ok());
-                        let same = adopted
-                            .as_ref()
-                            .is_some_and(|a| a.session_id == fresh.session_id);
-                        let result = match adopted {
-                            Some(adopted) => {
-                                inner.epoch.fetch_add(1, Ordering::SeqCst);
-                                let event = if same {
-                                    AuthEvent::TokenRefreshed
-                                } else {
-                                    AuthEvent::SignedIn
-                                };
-                                self.set_session(Some(adopted.clone()));
-                                self.emit(event, None);
-                                Ok(adopted)
-                            }
-                            None => {
-                                self.end_session_locked(
-                                    SignOutReason::User,
-                                    Removal::IfSameSession,
-                                )
-                                .await;
-                                Err(AuthError::NotSignedIn)
-                            }
-                        };
-                        drop(_process);
-                        drop(_commit);
-                        if !same {
-                            self.revoke_orphan(&fresh).await;
-                        }
-                        return result;
-                    }
-                    Err(e) => tracing::warn!(
-                        code = e.code(),
-                        "could not re-read the stored session before saving a refresh"
-                    ),
-                }
-                // Persist, then publish. If the save fails or times out, the new session is
-                // kept in memory anyway, unsaved: its old refresh token is superseded and is
-                // never sent again (a strict server would revoke the session for it). The
-                // save is retried with back-off. The commit lock is held until the write
-                // has really returned, so a late write cannot land over another process's.
-                let hold = _process.map(|g| Box::new(g) as crate::store::Hold);
-                if let Err(e) = persist::save_holding(
-                    &inner.store,
-                    &inner.cfg.key("session"),
-                    &fresh.to_stored(),
-                    hold,
-                )
-                .await
-                {
-                    let keep = stored_token.unwrap_or_else(|| session.refresh_token.clone());
-                    let kept = self.keep_unsaved(fresh, keep, AuthError::Storage(e));
-                    drop(_commit);
-                    return Ok(kept);
-                }
-                crate::crash::point("refresh:after_persist");
-                inner.epoch.fetch_add(1, Ordering::SeqCst);
-                *lock(&inner.retry) = Retry::default();
-                self.set_session(Some(fresh.clone()));
-                self.emit(AuthEvent::TokenRefreshed, None);
-                drop(_commit);
-                self.set_connectivity(Connectivity::Online);
-                Ok(fresh)
             }
+        };
+        if inner.slot.unsaved_stored_token().is_none() {
+            ours = vec![session.refresh_token.clone()];
+        }
+        let rotation = match self.rotate(&session).await {
+            Ok(rotation) => rotation,
             Err(e) if e.refuses_refresh_token() => {
                 tracing::info!(code = e.code(), "the server ended the session");
-                self.end_session(Self::reason_for(&e), Some(epoch)).await;
-                Err(e)
+                self.end_session(Self::reason_for(&e), Expect::Session(&session.session_id))
+                    .await;
+                return Err(e);
             }
             Err(e) => {
                 tracing::warn!(code = e.code(), "refresh failed; will retry");
-                self.note_failure(seen, &e);
-                Err(e)
+                return Err(e);
+            }
+        };
+        let fresh = rotation.session;
+        match inner.slot.replace_if_unchanged(&ours, fresh.clone()).await {
+            Replaced::Saved => {}
+            Replaced::Unsaved(e) => self.emit_error(&e),
+            Replaced::Stale => {
+                // Signed out or replaced in this process while the request ran: the
+                // result is nobody's.
+                if self
+                    .current()
+                    .is_none_or(|s| s.session_id != fresh.session_id)
+                {
+                    self.revoke_orphan(&fresh).await;
+                }
+                return Err(AuthError::NotSignedIn);
+            }
+            Replaced::Lost(followed) => {
+                self.announce_followed(&followed);
+                let same = matches!(&followed, Followed::Adopted { session, .. }
+                    if session.session_id == fresh.session_id);
+                if !same {
+                    self.revoke_orphan(&fresh).await;
+                }
+                return match followed {
+                    Followed::Adopted { session, .. } => Ok(*session),
+                    _ => Err(AuthError::NotSignedIn),
+                };
+            }
+        }
+        self.emit(AuthEvent::TokenRefreshed, None);
+        self.set_connectivity(Connectivity::Online);
+        if let Some(e) = rotation.incomplete {
+            // The rotated token is kept; the answer's other parts are refreshed again.
+            return Err(e);
+        }
+        lock(&inner.backoff).clear();
+        Ok(fresh)
+    }
+
+    /// Asks the server to rotate `session`'s refresh token and reads the answer into a
+    /// session: the one request and reading of every refresh (the slot's, and a queued
+    /// revocation's). An answer that cannot be read as a whole still yields the rotated
+    /// token (`incomplete`): the server has retired the old one.
+    pub(super) async fn rotate(&self, session: &Session) -> Result<Rotation, AuthError> {
+        let inner = &self.inner;
+        let mut resp = self.refresh_request(&session.refresh_token).await?;
+        if resp.user.is_null() {
+            // The backend's refresh does not describe the user: it has not changed.
+            resp.user = session.user_raw.clone();
+        }
+        let now = inner.clock.now();
+        match Session::from_response(resp.clone(), now, inner.cfg.refresh_margin) {
+            Ok(fresh) => Ok(Rotation {
+                session: fresh,
+                incomplete: None,
+            }),
+            Err(e) => {
+                tracing::warn!(code = e.code(), "a refresh answer only partly readable");
+                match session.rotated(resp, now, inner.cfg.refresh_margin) {
+                    Some(kept) => Ok(Rotation {
+                        session: kept,
+                        incomplete: Some(e),
+                    }),
+                    // No refresh token in it: nothing was rotated that could be kept.
+                    None => Err(e),
+                }
             }
         }
     }
 
-    /// A refreshed session that could not be saved (the save failed or timed out, or the
-    /// commit lock could not be had): kept in memory, marked unsaved with the token the
-    /// store still holds, announced; the save is retried with back-off.
-    fn keep_unsaved(&self, fresh: Session, stored_token: RefreshToken, e: AuthError) -> Session {
-        let inner = &self.inner;
-        tracing::warn!(
-            code = e.code(),
-            "the refreshed session could not be saved; kept in memory, retrying"
-        );
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut retry = lock(&inner.retry);
-            let attempt = retry
-                .unsaved
-                .as_ref()
-                .map_or(0, |u| u.pending.attempt)
-                .saturating_add(1);
-            *retry = Retry {
-                unsaved: Some(Unsaved {
-                    stored_token,
-                    pending: Pending {
-                        attempt,
-                        next_at: inner.clock.now() + inner.cfg.backoff(attempt),
-                    },
-                }),
-                ..Retry::default()
-            };
-        }
-        self.set_session(Some(fresh.clone()));
-        self.emit(AuthEvent::TokenRefreshed, None);
-        self.emit_error(&e);
-        self.set_connectivity(Connectivity::Online);
-        fresh
+    /// The one refresh request every refresh sends (`POST /token?grant_type=refresh_token`):
+    /// the session's, and a queued revocation's whose access token expired.
+    pub(super) async fn refresh_request(
+        &self,
+        token: &RefreshToken,
+    ) -> Result<TokenResponse, AuthError> {
+        self.inner
+            .metrics
+            .refresh_requests
+            .fetch_add(1, Ordering::SeqCst);
+        let resp = self.inner.api.refresh(token).await?;
+        crate::crash::point(CrashPoint::RefreshAfterResponse);
+        Ok(resp)
     }
 
     /// Records a transient failure: back off (exponential, with jitter), tell the UI.
-    pub(super) fn note_failure(&self, token: &RefreshToken, e: &AuthError) {
+    fn note_failure(&self, token: &RefreshToken, e: &AuthError) {
         let inner = &self.inner;
         let (attempt, next_at) = {
-            let mut retry = lock(&inner.retry);
-            retry.attempt = retry.attempt.saturating_add(1);
-            let next = inner.clock.now() + inner.cfg.backoff(retry.attempt);
-            retry.next_at = Some(next);
-            retry.failed_token = Some((token.clone(), e.code().to_owned()));
-            (retry.attempt, next)
+            let mut backoff = lock(&inner.backoff);
+            backoff.attempt = backoff.attempt.saturating_add(1);
+            let next = inner.clock.now() + inner.cfg.backoff(backoff.attempt);
+            backoff.next_at = Some(next);
+            backoff.failed = Some((token.clone(), e.code().to_owned()));
+            (backoff.attempt, next)
         };
         self.set_connectivity(Connectivity::Retrying {
             attempt,

@@ -1,5 +1,6 @@
 //! The background task: sleeps until the next due time (refresh, back-off, outbox,
-//! optional validation) or until the schedule changes.
+//! optional validation), until the schedule changes, or until the OS says the network
+//! changed (`net_watch.rs`), which tries everything backing off at once.
 
 use super::*;
 
@@ -12,26 +13,33 @@ impl AuthClient {
         }
         let weak = Arc::downgrade(&self.inner);
         let wake = self.inner.wake.subscribe();
+        let session = self.inner.slot.subscribe();
         let stopped = self.inner.stopped.clone();
         let clock = self.inner.clock.clone();
-        tokio::spawn(scheduler(weak, wake, stopped, clock));
+        let net = match crate::net_watch::NetWatch::open() {
+            Ok(net) => Some(net),
+            Err(e) => {
+                tracing::debug!(error = %e, "no network-change events; focus and resume nudge instead");
+                None
+            }
+        };
+        let wakes = Wakes { wake, session, net };
+        tokio::spawn(order::scope(scheduler(weak, wakes, stopped, clock)));
     }
 
     /// The next moment something is due, if anything.
     pub(super) async fn next_due(&self) -> Option<SystemTime> {
-        let mut due: Vec<SystemTime> = self.store_retry_due().into_iter().collect();
+        let mut due: Vec<SystemTime> = self.inner.slot.retry_due().into_iter().collect();
         if let Some(session) = self.current() {
-            let retry_at = lock(&self.inner.retry).next_at;
+            let retry_at = lock(&self.inner.backoff).next_at();
             due.push(retry_at.unwrap_or(session.refresh_at));
             due.extend(self.idle_deadline());
             if let Some(every) = self.inner.cfg.validate_interval {
                 due.push(self.inner.clock.now() + every);
             }
         }
-        if let Ok(entries) = self.load_outbox().await
-            && let Some(first) = entries.iter().map(|e| e.next_attempt_at).min()
-        {
-            due.push(std::time::UNIX_EPOCH + Duration::from_millis(first.max(0) as u64));
+        if let Some(first) = self.outbox_next_attempt().await {
+            due.push(first);
         }
         due.into_iter().min()
     }
@@ -43,18 +51,65 @@ impl AuthClient {
         self.run_store_retries(now).await;
         self.sign_out_if_idle(now).await;
         if let Some(session) = self.current() {
-            let retry_at = lock(&self.inner.retry).next_at;
+            let retry_at = lock(&self.inner.backoff).next_at();
             if now >= retry_at.unwrap_or(session.refresh_at) {
-                let _ = self.refresh_from(&session.refresh_token).await;
+                let _ = self.refresh_from(&session.refresh_token, false).await;
             }
         }
         let _ = self.drain_outbox(first).await;
     }
 }
 
+/// What ends the background task's sleep besides its due time.
+struct Wakes {
+    /// The schedule changed (a nudge, new work).
+    wake: watch::Receiver<u64>,
+    /// The session changed.
+    session: watch::Receiver<Option<Session>>,
+    /// The OS's network changes, where it offers them.
+    net: Option<crate::net_watch::NetWatch>,
+}
+
+impl Wakes {
+    /// Sleeps until `at` (forever when `None`) or a wake-up. `Err` when the client is gone.
+    async fn sleep(&mut self, clock: &dyn Clock, at: Option<SystemTime>) -> Result<Woke, ()> {
+        let due = async {
+            match at {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let net = async {
+            match &mut self.net {
+                Some(net) => net.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = due => Ok(Woke::Due),
+            changed = self.wake.changed() => changed.map(|_| Woke::Changed).map_err(|_| ()),
+            changed = self.session.changed() => changed.map(|_| Woke::Changed).map_err(|_| ()),
+            changed = net => match changed {
+                Ok(()) => Ok(Woke::Network),
+                Err(e) => {
+                    tracing::warn!(error = %e, "network-change events stopped");
+                    self.net = None;
+                    Ok(Woke::Changed)
+                }
+            },
+        }
+    }
+}
+
+enum Woke {
+    Due,
+    Changed,
+    Network,
+}
+
 async fn scheduler(
     weak: Weak<Inner>,
-    mut wake: watch::Receiver<u64>,
+    mut wakes: Wakes,
     stopped: Arc<AtomicBool>,
     clock: Arc<dyn Clock>,
 ) {
@@ -70,7 +125,8 @@ async fn scheduler(
             client.run_due(first).await;
             first = false;
             // Changes made by the work just done are already accounted for below.
-            wake.borrow_and_update();
+            wakes.wake.borrow_and_update();
+            wakes.session.borrow_and_update();
             if let Some(every) = client.inner.cfg.validate_interval {
                 let now = clock.now();
                 match validate_next {
@@ -88,18 +144,14 @@ async fn scheduler(
             }
             next
         };
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    _ = clock.sleep_until(at) => {}
-                    changed = wake.changed() => if changed.is_err() { return },
-                }
-            }
-            None => {
-                if wake.changed().await.is_err() {
-                    return;
-                }
-            }
+        let Ok(woke) = wakes.sleep(clock.as_ref(), next).await else {
+            return;
+        };
+        if let Woke::Network = woke
+            && let Some(inner) = weak.upgrade()
+        {
+            tracing::info!("the network changed; trying what was backing off");
+            AuthClient { inner }.nudge();
         }
         if let Some(inner) = weak.upgrade() {
             inner.metrics.wakeups.fetch_add(1, Ordering::SeqCst);

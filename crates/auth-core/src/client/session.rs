@@ -145,69 +145,62 @@ impl Session {
     }
 }
 
+impl Session {
+    /// What a refresh answer that cannot be read as a whole still gives: the rotated
+    /// refresh token (the server has retired this session's), and the access token with
+    /// its times when those are readable — else this session's. `None` when the answer
+    /// names no refresh token.
+    pub(super) fn rotated(
+        &self,
+        resp: TokenResponse,
+        now: SystemTime,
+        margin: Duration,
+    ) -> Option<Self> {
+        if resp.refresh_token.is_empty() {
+            return None;
+        }
+        let kept = Self {
+            refresh_token: resp.refresh_token.clone(),
+            ..self.clone()
+        };
+        Some(
+            Self::build(
+                resp.access_token,
+                resp.refresh_token,
+                resp.expires_in,
+                resp.expires_at,
+                now,
+                self.user_raw.clone(),
+                margin,
+            )
+            .unwrap_or(kept),
+        )
+    }
+}
+
 impl AuthClient {
     // --------------------------------------------------------------------------- commit
 
-    /// Persists a new session, then publishes it. The previous session, if any and
-    /// different, is queued for a local revocation (it would otherwise live on the server).
+    /// Persists a new session, then publishes it. A session it displaces — the previous
+    /// one, or one another process stored meanwhile — is queued for a local revocation
+    /// (it would otherwise live on the server). A session that cannot be kept is revoked.
     pub(super) async fn commit_new_session(
         &self,
         session: Session,
         event: AuthEvent,
     ) -> Result<SessionView, AuthError> {
-        let inner = &self.inner;
         // Signing in is activity: an idle time-out counts from here.
         self.activity();
-        crate::crash::point("sign_in:after_response");
-        let _commit = inner.commit_gate.lock().await;
-        let _process = match self.commit_lock().await {
-            Ok(guard) => guard,
+        crate::crash::point(CrashPoint::SignInAfterResponse);
+        let displaced = match self.inner.slot.commit(session.clone()).await {
+            Ok(displaced) => displaced,
             Err(e) => {
                 // The server issued this session but it cannot be kept: revoke it.
-                drop(_commit);
                 self.revoke_orphan(&session).await;
                 return Err(e);
             }
         };
-        // A session another process stored meanwhile (and this one never saw) is replaced
-        // too: it must not stay live on the server.
-        let overwritten =
-            match persist::load::<StoredSession>(&inner.store, &inner.cfg.key("session")).await {
-                Ok(Some(stored)) => Session::from_stored(stored, inner.cfg.refresh_margin)
-                    .ok()
-                    .filter(|s| {
-                        s.session_id != session.session_id
-                            && self.current().is_none_or(|c| c.session_id != s.session_id)
-                    }),
-                _ => None,
-            };
-        if let Err(e) = persist::save(
-            &inner.store,
-            &inner.cfg.key("session"),
-            &session.to_stored(),
-        )
-        .await
-        {
-            drop(_process);
-            drop(_commit);
-            self.revoke_orphan(&session).await;
-            return Err(e.into());
-        }
-        crate::crash::point("sign_in:after_persist");
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some(other) = overwritten {
-            let entry = self.outbox_entry(&other, SignOutScope::Local);
-            if let Err(e) = self.push_outbox(entry).await {
-                tracing::warn!(
-                    code = e.code(),
-                    "could not queue the revocation of the replaced session"
-                );
-            }
-        }
-        if let Some(old) = self
-            .current()
-            .filter(|old| old.session_id != session.session_id)
-        {
+        for old in displaced {
             let entry = self.outbox_entry(&old, SignOutScope::Local);
             if let Err(e) = self.push_outbox(entry).await {
                 tracing::warn!(
@@ -216,91 +209,69 @@ impl AuthClient {
                 );
             }
         }
-        *lock(&inner.retry) = Retry::default();
-        self.set_session(Some(session));
+        lock(&self.inner.backoff).clear();
+        self.inner.reschedule();
         self.emit(event, None);
         self.set_connectivity(Connectivity::Online);
         self.session().ok_or(AuthError::NotSignedIn)
     }
 
-    /// Removes the session locally (store first), then announces `SIGNED_OUT` once.
-    /// Returns the removed session, or `None` if there was none (or another change won).
-    pub(super) async fn end_session(
-        &self,
-        reason: SignOutReason,
-        expected_epoch: Option<u64>,
-    ) -> Option<Session> {
-        let removal = if reason == SignOutReason::User {
-            Removal::Always
-        } else {
-            Removal::IfSameSession
-        };
-        self.end_session_with(reason, expected_epoch, removal).await
-    }
-
-    pub(super) async fn end_session_with(
-        &self,
-        reason: SignOutReason,
-        expected_epoch: Option<u64>,
-        removal: Removal,
-    ) -> Option<Session> {
-        let inner = &self.inner;
-        let _commit = inner.commit_gate.lock().await;
-        if let Some(epoch) = expected_epoch
-            && inner.epoch.load(Ordering::SeqCst) != epoch
-        {
-            return None;
-        }
-        // A local sign-out must succeed even if the lock cannot be had (a stuck process).
-        let _process = match self.commit_lock().await {
-            Ok(guard) => guard,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "removing the session without the lock");
-                None
-            }
-        };
-        self.end_session_locked(reason, removal).await
-    }
-
-    /// [`Self::end_session`] with the commit gate and the commit lock held. The stored
-    /// session is removed when the user signed out here, or when it is still the one that
-    /// ended; a session another process stored since (a new sign-in) is left alone.
-    pub(super) async fn end_session_locked(
+    /// Ends the session here — the stored one removed as `removal` says — and announces
+    /// `SIGNED_OUT` once. `None` if there was none, or not the `expected` one.
+    pub(super) async fn end_session_as(
         &self,
         reason: SignOutReason,
         removal: Removal,
+        expected: Expect<'_>,
     ) -> Option<Session> {
-        let inner = &self.inner;
-        let session = self.current()?;
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
-        let key = inner.cfg.key("session");
-        let remove = removal == Removal::Always
-            || match persist::load::<StoredSession>(&inner.store, &key).await {
-                Ok(Some(stored)) => Session::from_stored(stored, inner.cfg.refresh_margin)
-                    .map_or(true, |s| s.session_id == session.session_id),
-                Ok(None) => false,
-                Err(_) => true,
-            };
-        if remove && let Err(e) = inner.store.delete(&key).await {
+        let (session, removed) = self.inner.slot.remove(removal, expected).await?;
+        if let Err(e) = removed {
             tracing::warn!(code = e.code(), "could not remove the stored session");
             self.emit_error(&AuthError::Storage(e));
         }
-        *lock(&inner.retry) = Retry::default();
-        self.set_session(None);
+        lock(&self.inner.backoff).clear();
+        self.inner.reschedule();
         self.set_connectivity(Connectivity::Online);
         self.emit(AuthEvent::SignedOut, Some(reason));
         Some(session)
     }
 
-    /// The cross-process commit lock (see [`Inner::commit_lock`]); `None` when there is
-    /// no lock directory (one process).
-    pub(super) async fn commit_lock(
+    /// [`Self::end_session_as`]: a user's sign-out removes the stored session whatever it
+    /// holds; an end the server decided removes it only if it is still this session.
+    pub(super) async fn end_session(
         &self,
-    ) -> Result<Option<crate::lock::ProcessLockGuard>, AuthError> {
-        match &self.inner.commit_lock {
-            Some(l) => Ok(Some(l.acquire(self.inner.cfg.store_timeout).await?)),
-            None => Ok(None),
+        reason: SignOutReason,
+        expected: Expect<'_>,
+    ) -> Option<Session> {
+        let removal = if reason == SignOutReason::User {
+            Removal::UserSignOut
+        } else {
+            Removal::IfSameSession
+        };
+        self.end_session_as(reason, removal, expected).await
+    }
+
+    /// Announces what following the store did (`follow`, a refresh that lost the race):
+    /// another process's refresh (`TOKEN_REFRESHED`), sign-in (`SIGNED_IN`) or sign-out
+    /// (`SIGNED_OUT`, `user`).
+    pub(super) fn announce_followed(&self, followed: &Followed) {
+        match followed {
+            Followed::Unchanged => return,
+            Followed::Adopted { same_session, .. } => {
+                let event = if *same_session {
+                    AuthEvent::TokenRefreshed
+                } else {
+                    AuthEvent::SignedIn
+                };
+                self.emit(event, None);
+            }
+            Followed::Ended => {
+                self.set_connectivity(Connectivity::Online);
+                self.emit(AuthEvent::SignedOut, Some(SignOutReason::User));
+            }
         }
+        lock(&self.inner.backoff).clear();
+        self.inner.reschedule();
     }
 
     /// A session the server issued but that nobody keeps — a refresh that lost the race
@@ -310,7 +281,7 @@ impl AuthClient {
     pub(super) async fn revoke_orphan(&self, orphan: &Session) {
         let mut entry = self.outbox_entry(orphan, SignOutScope::Local);
         // The sign-out or sign-in that won has told the app backend already.
-        entry.hook_pending = false;
+        entry.hook = HookStatus::NotNeeded;
         if let Err(e) = self.push_outbox(entry).await {
             tracing::warn!(
                 code = e.code(),
@@ -320,9 +291,11 @@ impl AuthClient {
     }
 
     pub(super) fn reason_for(e: &AuthError) -> SignOutReason {
-        match e.code() {
-            "session_expired" => SignOutReason::Expired,
-            "refresh_token_already_used" | "validation_failed" => SignOutReason::RefreshFailed,
+        match e.api_code() {
+            Some(ApiCode::SessionExpired) => SignOutReason::Expired,
+            Some(ApiCode::RefreshTokenAlreadyUsed | ApiCode::ValidationFailed) => {
+                SignOutReason::RefreshFailed
+            }
             _ => SignOutReason::Revoked,
         }
     }
@@ -333,81 +306,77 @@ impl AuthClient {
     /// the engine refreshes once and asks again, and only the refresh's answer can end the
     /// session.
     pub async fn validate(&self) -> Result<Option<SessionView>, AuthError> {
-        if self.current().is_none() {
-            return Ok(None);
-        }
-        let mut epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let token = match self.access_token().await {
-            Ok(t) => t,
-            Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut answer = self.inner.api.get_user(&token).await;
-        if matches!(&answer, Err(e) if e.code() == "bad_jwt") {
-            tracing::info!("the server refused the access token (bad_jwt); refreshing once");
-            let Some(session) = self.current() else {
+        order::scope(async move {
+            let Some(judged) = self.current().map(|s| s.session_id) else {
                 return Ok(None);
             };
-            let fresh = match self.refresh_from(&session.refresh_token).await {
-                Ok(fresh) => fresh,
+            let token = match self.access_token().await {
+                Ok(t) => t,
                 Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => {
                     return Ok(None);
                 }
                 Err(e) => return Err(e),
             };
-            epoch = self.inner.epoch.load(Ordering::SeqCst);
-            answer = self.inner.api.get_user(&fresh.access_token).await;
-            if let Err(e) = &answer
-                && e.code() == "bad_jwt"
-            {
-                // The server took our refresh token but refuses what it just issued: its
-                // configuration is broken, the session is not revoked.
-                tracing::warn!("a freshly issued access token is refused (bad_jwt)");
-                return answer.map(|_| None);
+            let mut answer = self.inner.api.get_user(&token).await;
+            if matches!(&answer, Err(e) if e.api_code() == Some(ApiCode::BadJwt)) {
+                tracing::info!("the server refused the access token (bad_jwt); refreshing once");
+                let Some(session) = self.current() else {
+                    return Ok(None);
+                };
+                let fresh = match self.refresh_from(&session.refresh_token, false).await {
+                    Ok(fresh) => fresh,
+                    Err(e) if e.ends_session() || matches!(e, AuthError::NotSignedIn) => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                };
+                answer = self.inner.api.get_user(&fresh.access_token).await;
+                if let Err(e) = &answer
+                    && e.api_code() == Some(ApiCode::BadJwt)
+                {
+                    // The server took our refresh token but refuses what it just issued: its
+                    // configuration is broken, the session is not revoked.
+                    tracing::warn!("a freshly issued access token is refused (bad_jwt)");
+                    return answer.map(|_| None);
+                }
             }
-        }
-        match answer {
-            Ok(user) => {
-                self.update_user_locally(user, false).await?;
-                Ok(self.session())
+            match answer {
+                Ok(user) => {
+                    self.update_user_locally(user, false).await?;
+                    Ok(self.session())
+                }
+                Err(e) if e.ends_session() => {
+                    self.end_session(SignOutReason::Revoked, Expect::Session(&judged))
+                        .await;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) if e.ends_session() => {
-                self.end_session(SignOutReason::Revoked, Some(epoch)).await;
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        })
+        .await
     }
 
+    /// The user, fresh from the server: kept with the session (stored too while the store
+    /// still holds this session), announced as `USER_UPDATED` when asked.
     pub(super) async fn update_user_locally(
         &self,
         user_raw: Value,
         announce: bool,
     ) -> Result<(), AuthError> {
         let user: User = crate::decode::from_value("user", user_raw.clone())?;
-        let inner = &self.inner;
-        let _commit = inner.commit_gate.lock().await;
-        let Some(mut session) = self.current() else {
-            return Ok(());
-        };
-        if session.user == user {
-            return Ok(());
-        }
-        session.user = user;
-        session.user_raw = user_raw;
-        let _process = self.commit_lock().await?;
-        // Written back only while the stored session is still this one: another process
-        // may have signed out or refreshed meanwhile (its next refresh re-reads the user).
-        let key = inner.cfg.key("session");
-        let ours = matches!(
-            persist::load::<StoredSession>(&inner.store, &key).await,
-            Ok(Some(stored)) if stored.refresh_token == session.refresh_token
-        );
-        if ours {
-            persist::save(&inner.store, &key, &session.to_stored()).await?;
-        }
-        self.set_session(Some(session));
-        if announce {
+        let changed = self
+            .inner
+            .slot
+            .update(|session| {
+                if session.user == user {
+                    return false;
+                }
+                session.user = user;
+                session.user_raw = user_raw;
+                true
+            })
+            .await?;
+        if changed && announce {
             self.emit(AuthEvent::UserUpdated, None);
         }
         Ok(())

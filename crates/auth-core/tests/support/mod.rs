@@ -13,6 +13,8 @@ use tokio::sync::broadcast;
 
 pub use tessera_test_support::{Env, PASSWORD};
 
+pub mod failing;
+
 /// Engines on the environment's emulator.
 #[allow(async_fn_in_trait)]
 pub trait Engines {

@@ -309,15 +309,7 @@ impl Model for Protocol {
     type Action = Action;
 
     fn init_states(&self) -> Vec<World> {
-        let proc = Proc {
-            up: true,
-            mem: None,
-            unsaved_base: None,
-            backoff: false,
-            known: [0; SESSIONS],
-            unqueued: BTreeSet::new(),
-            pc: Pc::Idle,
-        };
+        let proc = step::fresh(true);
         vec![World {
             procs: [proc.clone(), proc],
             store: Store {

@@ -171,7 +171,7 @@ pub(crate) fn apply(m: &Protocol, w: &mut World, action: Action) {
     }
 }
 
-fn fresh(up: bool) -> Proc {
+pub(crate) fn fresh(up: bool) -> Proc {
     Proc {
         up,
         mem: None,

@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
             Callback::TokenHash { kind, flow, .. } => {
                 assert!(!kind.is_empty() && !flow.is_empty(), "{input:?}")
             }
+            // GoTrue's message redirect names the flow it belongs to.
+            Callback::Message { flow } => assert!(!flow.is_empty(), "{input:?}"),
             Callback::SignedOut => {}
         }
     }

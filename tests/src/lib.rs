@@ -10,12 +10,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::error::NewSessionError;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use gotrue_emulator::Config;
 use serde_json::{Value, json};
 pub use tessera_test_support::Env;
 
 pub use tessera_test_support::PASSWORD;
+
+mod inspect;
+mod page;
+pub use inspect::*;
+pub use page::*;
 
 /// `target/debug` of this workspace, or `TESSERA_BIN_DIR` (the bench's release builds).
 pub fn bin_dir() -> PathBuf {
@@ -405,284 +410,13 @@ fn authctl_with_stdin(
     tessera_test_support::output_with_stdin(cmd, stdin)
 }
 
-/// Everything the app wrote to its log folder (`<data_home>/<identifier>/logs`, a file a
-/// day), as one text.
-pub fn log_folder_text(data_home: &Path) -> String {
-    let folder = data_home.join("dev.tessera.desktop/logs");
-    std::fs::read_dir(&folder)
-        .unwrap_or_else(|e| panic!("no log folder {}: {e}", folder.display()))
-        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
-        .collect()
-}
-
-/// Saves a screenshot of the window as `target/screenshots/<name>.png`.
-pub async fn screenshot(client: &Client, name: &str) {
-    let dir = bin_dir().parent().unwrap().join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    // WebKit's automation takes the shot after the page's next frame. With hardware
-    // acceleration off (src-tauri/src/webview.rs) an idle page draws none, and the
-    // command would wait for ever: give it frames for a moment (an invisible pixel that
-    // changes each frame, removed after 2 s).
-    client
-        .execute(
-            "const d = document.createElement('div'); \
-             d.style.cssText = 'position:fixed;left:0;top:0;width:1px;height:1px;pointer-events:none'; \
-             document.body.appendChild(d); \
-             const end = performance.now() + 2000; \
-             const step = (t) => { d.style.opacity = String((Math.round(t) % 2) / 100); \
-               if (t < end) requestAnimationFrame(step); else d.remove(); }; \
-             requestAnimationFrame(step);",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let png = client.screenshot().await.unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
 /// The current TOTP code for a base32 secret.
 pub fn totp_now(secret: &str) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
-        .to_bytes()
-        .unwrap();
-    let totp = totp_rs::TOTP::new(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        "e2e".into(),
-    )
-    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    totp.generate(now)
-}
-
-pub async fn text(client: &Client, id: &str) -> String {
-    match client.find(Locator::Id(id)).await {
-        Ok(el) => el.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Waits (10 s at most) until `#auth-status` satisfies `ok`; returns the text.
-pub async fn wait_status(client: &Client, ok: impl Fn(&str) -> bool) -> String {
-    wait_text(client, "auth-status", ok).await
-}
-
-pub async fn wait_text(client: &Client, id: &str, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let t = text(client, id).await;
-        if ok(&t) {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "#{id} stayed {t:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub async fn fill(client: &Client, id: &str, value: &str) {
-    let el = client.wait().for_element(Locator::Id(id)).await.unwrap();
-    client
-        .execute(
-            "arguments[0].scrollIntoView({block: 'center'})",
-            vec![serde_json::to_value(&el).unwrap()],
-        )
-        .await
-        .unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
-}
-
-/// Clicks `#id` as a person would: once it is shown and enabled (the UI disables every
-/// button while an action is in progress; a click on a disabled button does nothing).
-pub async fn click(client: &Client, id: &str) {
-    click_css(client, &format!("#{id}")).await;
-}
-
-/// Clicks the element `css` selects once it is shown and enabled. The UI may re-render it
-/// meanwhile (lists are rebuilt when they change): then the new one is clicked.
-pub async fn click_css(client: &Client, css: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let outcome = async {
-            let el = client.wait().for_element(Locator::Css(css)).await?;
-            if el.is_enabled().await? && el.is_displayed().await? {
-                el.click().await.map(|()| true)
-            } else {
-                Ok(false)
-            }
-        }
-        .await;
-        match outcome {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(fantoccini::error::CmdError::Standard(e))
-                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
-            Err(e) => panic!("clicking {css}: {e}"),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{css} stayed disabled, hidden or replaced for 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The text of every element `css` selects, read in one step (no element can go stale
-/// between finding it and reading it).
-pub async fn texts(client: &Client, css: &str) -> Vec<String> {
-    let v = client
-        .execute(
-            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)",
-            vec![json!(css)],
-        )
-        .await
-        .unwrap();
-    serde_json::from_value(v).unwrap()
-}
-
-pub async fn sign_in(client: &Client, email: &str) {
-    fill(client, "email", email).await;
-    fill(client, "password", PASSWORD).await;
-    click(client, "sign-in").await;
-    wait_status(client, |s| s == format!("Signed in as {email}")).await;
-}
-
-/// Moves the keyboard focus between the app's windows the way a window manager would, so
-/// that each gets a real focus-in (there is no window manager under Xvfb).
-pub fn focus_app_windows() {
-    let out = Command::new("xdotool")
-        .args(["search", "--name", "^Tessera$"])
-        .output()
-        .unwrap();
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    for id in ids.iter().chain(ids.iter()) {
-        let _ = Command::new("xdotool")
-            .args(["windowfocus", "--sync", id])
-            .output();
-        std::thread::sleep(Duration::from_millis(150));
-    }
-}
-
-/// Every secret the keyring holds for Tessera, from the Secret Service itself.
-pub fn tokens_in_keyring() -> Vec<String> {
-    secret_tool_tokens(&["search", "--all", "--unlock", "service", "tessera"])
-}
-
-/// The secrets the keyring holds for one profile: its session, revocation outbox and
-/// pending sign-in flows (the engine's entries `<profile>@<server>.session|outbox|flows`).
-pub fn tokens_in_keyring_for(profile: &str) -> Vec<String> {
-    // `secret-tool search` prints the items' attributes on stderr (their secrets on
-    // stdout): find the profile's entries there, then look each up.
-    let out = Command::new("secret-tool")
-        .args(["search", "--all", "--unlock", "service", "tessera"])
-        .output()
-        .unwrap();
-    let prefix = format!("{profile}@");
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| l.strip_prefix("attribute.username = "))
-        .filter(|user| user.starts_with(&prefix))
-        .flat_map(|user| secret_tool_tokens(&["lookup", "service", "tessera", "username", user]))
-        .collect()
-}
-
-fn secret_tool_tokens(args: &[&str]) -> Vec<String> {
-    let out = Command::new("secret-tool").args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut tokens = Vec::new();
-    for line in text.lines() {
-        // `search` prints `secret = …` lines, `lookup` the bare secret.
-        let secret = line.strip_prefix("secret = ").unwrap_or(line);
-        let json = secret.trim_start_matches('V');
-        if let Ok(v) = serde_json::from_str::<Value>(json) {
-            collect_tokens(&v, &mut tokens);
-        }
-    }
-    tokens
-}
-
-fn collect_tokens(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                if matches!(k.as_str(), "access_token" | "refresh_token" | "verifier")
-                    && let Some(s) = v.as_str().filter(|s| s.len() >= 12)
-                {
-                    out.push(s.to_owned());
-                }
-                collect_tokens(v, out);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| collect_tokens(i, out)),
-        _ => {}
-    }
-}
-
-/// The webview's DOM and web storage, as text (for the secrets scan).
-pub async fn webview_contents(client: &Client) -> String {
-    client
-        .execute(
-            "return document.documentElement.outerHTML + JSON.stringify(localStorage) \
-             + JSON.stringify(sessionStorage) + document.cookie",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// How many files are under `root` (what a scan covered).
-pub fn count_files(root: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.path().is_dir() {
-                stack.push(entry.path());
-            } else {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
-/// Files under `root` (skipping the keyring's own encrypted store) that contain any of
-/// `secrets`.
-pub fn files_containing(root: &Path, secrets: &[String]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.ends_with("keyrings") {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                let text = String::from_utf8_lossy(&bytes);
-                if secrets.iter().any(|s| text.contains(s.as_str())) {
-                    hits.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    hits
+    tessera_test_support::totp_at(secret, now)
 }
 
 /// The D-Bus name by which the running app is found (tauri-plugin-single-instance:

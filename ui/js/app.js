@@ -2,8 +2,9 @@
 import * as auth from './auth.js';
 import { fillSettings, followServer, wireSettings } from './settings.js';
 import { renderMailbox } from './mailbox.js';
-import { listDevices, revokeDevice } from './devices.js';
+import { deviceItem, deviceName, listDevices, revokeDevice } from './devices.js';
 import { onEmailChangeLink, wireEmailChange } from './email-change.js';
+import { stopWaitingForOAuth, wireSignIn } from './sign-in.js';
 
 const $ = (id) => document.getElementById(id);
 let session = null;
@@ -19,7 +20,6 @@ let overlay = null; // 'settings' or 'mailbox' while that view is open
 let recovering = false; // signed in from a password-reset link: choosing a new password
 let backendInfo = null; // the server the app talks to (auth.backend())
 let pendingTimer = null; // re-checks queued sign-outs when the engine next tries them
-let oauthWait = null; // the hint shown when an OAuth sign-in does not come back
 
 function show(id, text) {
   const el = $(id);
@@ -140,56 +140,14 @@ function accountLine(s) {
   return parts.join(' · ');
 }
 
-/** "3 min ago", "2 h ago", or a date. */
-function ago(iso) {
-  const t = Date.parse(iso);
-  if (Number.isNaN(t)) return 'unknown';
-  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
-  if (s < 60) return 'just now';
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return new Date(t).toLocaleDateString();
-}
-
-/** A readable name for a session's client from its user agent. */
-function deviceName(ua) {
-  if (!ua) return 'Unknown app';
-  const m = ua.match(/^([A-Za-z][\w .-]*?)\/[\w.+-]+(?: \(([^)]*)\))?/);
-  if (m) return m[2] ? `${m[1]} on ${m[2]}` : m[1];
-  return ua.length > 60 ? `${ua.slice(0, 57)}…` : ua;
-}
-
 async function renderDevices() {
   const list = $('devices');
   if (!session || pendingMfa) return;
   try {
     const devices = await listDevices(session.sessionId);
     list.replaceChildren(
-      ...devices.map((d) => {
-        const li = document.createElement('li');
-        li.className = 'device';
-        li.dataset.session = d.id;
-        const info = document.createElement('div');
-        const name = document.createElement('strong');
-        name.textContent = deviceName(d.userAgent);
-        const details = document.createElement('span');
-        details.className = 'hint';
-        const parts = [`last active ${ago(d.lastActiveAt)}`];
-        if (d.ip) parts.push(d.ip);
-        if (d.aal === 'aal2') parts.push('two-factor');
-        details.textContent = parts.join(' · ');
-        info.append(name, document.createElement('br'), details);
-        if (d.isCurrent) {
-          const tag = document.createElement('span');
-          tag.className = 'tag';
-          tag.textContent = 'This device';
-          name.after(' ', tag);
-        }
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.className = 'revoke';
-        button.textContent = 'Sign out this device';
-        button.addEventListener('click', () =>
+      ...devices.map((d) =>
+        deviceItem(d, (button) =>
           busy(button, async () => {
             // This device's own session: a local sign-out (immediate, even offline).
             if (d.isCurrent) {
@@ -203,10 +161,8 @@ async function renderDevices() {
             }
             await renderDevices();
           }),
-        );
-        li.append(info, button);
-        return li;
-      }),
+        ),
+      ),
     );
     if (!devices.length) show('devices-status', 'No sessions found.');
   } catch (e) {
@@ -312,7 +268,7 @@ function onChange(change) {
       return;
     }
   }
-  if (change.event === 'SIGNED_IN') clearTimeout(oauthWait);
+  if (change.event === 'SIGNED_IN') stopWaitingForOAuth();
   if (change.event === 'SIGNED_IN' && (!before || before.sessionId !== session?.sessionId)) {
     afterSignIn(change.session);
     return;
@@ -415,20 +371,13 @@ function wire() {
       message(left ? 'The server still cannot be reached; the sign-out stays queued.' : 'The server was told. Nothing is waiting any more.');
     }),
   );
-  $('forgot-password').addEventListener('click', () =>
-    busy($('forgot-password'), async () => {
-      const email = $('email').value.trim();
-      await auth.resetPasswordForEmail(email);
-      message(`If an account uses ${email}, a link to reset its password is on its way. Open it on this computer.`);
-    }),
-  );
-  $('resend-confirmation').addEventListener('click', () =>
-    busy($('resend-confirmation'), async () => {
-      const email = $('email').value.trim();
-      await auth.resendConfirmation(email);
-      message(`We sent the confirmation to ${email} again.`);
-    }),
-  );
+  wireSignIn({
+    busy,
+    message,
+    afterSignIn,
+    signedIn: () => !!session,
+    redirectUrl: () => backendInfo?.redirectUrl,
+  });
   $('recovery-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy($('recovery-save'), async () => {
@@ -439,65 +388,6 @@ function wire() {
       await afterSignIn(session);
     });
   });
-  $('password-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    busy($('sign-in'), async () => {
-      const view = await auth.signInWithPassword($('email').value, $('password').value);
-      $('password').value = '';
-      await afterSignIn(view);
-    });
-  });
-  $('sign-up').addEventListener('click', () =>
-    busy($('sign-up'), async () => {
-      const outcome = await auth.signUp($('email').value, $('password').value);
-      $('password').value = '';
-      if (outcome.status === 'signedIn') await afterSignIn(outcome.session);
-      else {
-        message(`Check your email: we sent a confirmation link to ${outcome.email}.`);
-        $('resend-row').hidden = false;
-      }
-    }),
-  );
-  $('send-code').addEventListener('click', () =>
-    busy($('send-code'), async () => {
-      await auth.signInWithOtp($('email').value);
-      $('code-form').hidden = false;
-      message('We emailed you a sign-in link: open it on this computer. If the email shows a code, you can type it here instead.');
-      $('otp-code').focus();
-    }),
-  );
-  $('code-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    busy($('verify-code'), async () => {
-      const view = await auth.verifyOtp($('email').value, $('otp-code').value.trim());
-      $('otp-code').value = '';
-      $('code-form').hidden = true;
-      message(null);
-      await afterSignIn(view);
-    });
-  });
-  $('oauth-providers').addEventListener('click', (ev) => {
-    const button = ev.target.closest('button[data-provider]');
-    if (!button) return;
-    busy(button, async () => {
-      await auth.signInWithOAuth(button.dataset.provider);
-      message('Finish signing in in your browser; you will be brought back here.');
-      // A sign-in that never comes back: GoTrue keeps it five minutes, and a redirect that
-      // is not on the project's list ends on its Site URL, silently. Say what to check.
-      clearTimeout(oauthWait);
-      oauthWait = setTimeout(() => {
-        if (session) return;
-        message(
-          'Not back yet? If the browser ended on another page (such as the project’s Site URL) or an error, ' +
-            `the project’s Redirect URLs must include ${backendInfo?.redirectUrl || 'tessera://auth/callback**'} ` +
-            '(Settings → Server), and the sign-in must be finished within five minutes. Then try again.',
-        );
-      }, 60000);
-    });
-  });
-  $('anonymous').addEventListener('click', () =>
-    busy($('anonymous'), async () => afterSignIn(await auth.signInAnonymously())),
-  );
   $('mfa-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy($('mfa-verify'), async () => {

@@ -126,17 +126,10 @@ async fn a_reset_link_after_five_minutes_says_send_a_new_one() {
     ));
 }
 
-#[tokio::test]
-async fn a_global_sign_out_whose_own_session_is_gone_claims_nothing() {
-    let env = Env::start().await;
-    let user_id = env.create_user("gone@example.com").await;
-    let mut here = env.device().await;
-    let mut elsewhere = env.device().await;
-    here.sign_in("gone@example.com").await;
-    elsewhere.sign_in("gone@example.com").await;
-    // This device's session is ended at the server behind its back ("Your devices" on
-    // another device, an admin).
-    let token = here.client.access_token().await.unwrap();
+/// Ends the device's session at the server behind its back ("Your devices" on another
+/// device, an admin).
+async fn end_at_the_server(env: &Env, device: &Device) {
+    let token = device.client.access_token().await.unwrap();
     let r = env
         .http
         .post(env.url("/logout?scope=local"))
@@ -146,6 +139,17 @@ async fn a_global_sign_out_whose_own_session_is_gone_claims_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
+}
+
+#[tokio::test]
+async fn a_global_sign_out_whose_own_session_is_gone_claims_nothing() {
+    let env = Env::start().await;
+    let user_id = env.create_user("gone@example.com").await;
+    let mut here = env.device().await;
+    let mut elsewhere = env.device().await;
+    here.sign_in("gone@example.com").await;
+    elsewhere.sign_in("gone@example.com").await;
+    end_at_the_server(&env, &here).await;
 
     let outcome = here.client.sign_out(SignOutScope::Global).await.unwrap();
     assert!(outcome.local_done);
@@ -168,14 +172,7 @@ async fn an_others_sign_out_whose_own_session_is_gone_says_so() {
     let mut elsewhere = env.device().await;
     here.sign_in("others@example.com").await;
     elsewhere.sign_in("others@example.com").await;
-    let token = here.client.access_token().await.unwrap();
-    env.http
-        .post(env.url("/logout?scope=local"))
-        .header("apikey", env.emu.anon_key())
-        .bearer_auth(token.expose_secret())
-        .send()
-        .await
-        .unwrap();
+    end_at_the_server(&env, &here).await;
     let outcome = here.client.sign_out(SignOutScope::Others).await.unwrap();
     assert!(outcome.local_done, "the server says this session is gone");
     assert!(!outcome.server_confirmed);

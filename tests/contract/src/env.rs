@@ -2,74 +2,16 @@
 //! ask of time.
 
 use base64::Engine;
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::target::{Mailbox, Target};
+pub use gotrue_wire::{
+    Reply, access, claims, fragment, params_of, pkce, query, refresh_token, user_id,
+};
 
 /// The password every scenario's users get.
 pub const PASSWORD: &str = "correct-horse-9";
-
-/// A response: status, headers and the body parsed as JSON (`Null` when empty or not JSON).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-    pub json: Value,
-}
-
-impl Reply {
-    pub async fn read(resp: reqwest::Response) -> Self {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            json,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    #[track_caller]
-    pub fn location(&self) -> String {
-        self.header("location")
-            .unwrap_or_else(|| panic!("a Location header in {} {}", self.status, self.text))
-            .to_owned()
-    }
-
-    /// Asserts a GoTrue error in the initial (unversioned) shape.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "status of {:?}", self.text);
-        assert_eq!(
-            self.json["error_code"], code,
-            "error_code of {:?}",
-            self.text
-        );
-        assert_eq!(self.json["code"], status, "code of {:?}", self.text);
-        assert!(self.json["msg"].is_string(), "msg of {:?}", self.text);
-        assert_eq!(self.header("x-sb-error-code"), Some(code));
-    }
-
-    #[track_caller]
-    pub fn assert_ok(&self) -> &Value {
-        assert!(
-            self.status.is_success(),
-            "expected success, got {} {}",
-            self.status,
-            self.text
-        );
-        &self.json
-    }
-}
 
 /// A mail as its recipient sees it.
 #[derive(Debug, Clone)]
@@ -357,27 +299,32 @@ impl Env {
     /// user id of a mailed flow): the emulator's clock moves; on a real server the rows are
     /// back-dated through `psql`, or the scenario is skipped.
     pub async fn age_flow_states(&self, secs: i64, user_or_flow_ids: &[&str]) {
-        if self.target.emulator_routes {
-            self.advance(secs).await;
-            return;
-        }
-        let Some(db) = &self.target.database else {
-            skip("needs time to pass: give --database to back-date rows");
-        };
-        for id in user_or_flow_ids {
-            let sql = format!(
+        self.back_date(secs, user_or_flow_ids, |id| {
+            format!(
                 "update auth.flow_state set created_at = created_at - interval '{secs} seconds', \
                  auth_code_issued_at = auth_code_issued_at - interval '{secs} seconds' \
                  where id::text = '{id}' or user_id::text = '{id}'"
-            );
-            psql(db, &sql);
-        }
+            )
+        })
+        .await;
     }
 
     /// Makes `secs` pass for the refresh tokens of the sessions `ids` (for the reuse
     /// interval): the emulator's clock moves; on a real server their rows are back-dated
     /// through `psql`, or the scenario is skipped.
     pub async fn age_refresh_tokens(&self, secs: i64, session_ids: &[&str]) {
+        self.back_date(secs, session_ids, |id| {
+            format!(
+                "update auth.refresh_tokens set created_at = created_at - interval '{secs} seconds', \
+                 updated_at = updated_at - interval '{secs} seconds' where session_id::text = '{id}'"
+            )
+        })
+        .await;
+    }
+
+    /// Moves the emulator's clock by `secs`; on a real server runs `update(id)` for each id
+    /// through `psql`, or skips the scenario when no database was given.
+    async fn back_date(&self, secs: i64, ids: &[&str], update: impl Fn(&str) -> String) {
         if self.target.emulator_routes {
             self.advance(secs).await;
             return;
@@ -385,12 +332,8 @@ impl Env {
         let Some(db) = &self.target.database else {
             skip("needs time to pass: give --database to back-date rows");
         };
-        for id in session_ids {
-            let sql = format!(
-                "update auth.refresh_tokens set created_at = created_at - interval '{secs} seconds', \
-                 updated_at = updated_at - interval '{secs} seconds' where session_id::text = '{id}'"
-            );
-            psql(db, &sql);
+        for id in ids {
+            psql(db, &update(id));
         }
     }
 
@@ -458,31 +401,24 @@ impl Env {
 }
 
 fn psql(db: &str, sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([db, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("psql: {e}"));
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    psql_out(db, &[], sql);
 }
 
 /// The rows `sql` selects, one column each.
 fn psql_rows(db: &str, sql: &str) -> Vec<String> {
+    psql_out(db, &["-A", "-t"], sql)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `sql` through `psql` with the `extra` flags; fails on any error; its output.
+fn psql_out(db: &str, extra: &[&str], sql: &str) -> String {
     let out = std::process::Command::new("psql")
-        .args([
-            db,
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
+        .args([db, "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(extra)
+        .args(["-c", sql])
         .output()
         .unwrap_or_else(|e| panic!("psql: {e}"));
     assert!(
@@ -490,11 +426,7 @@ fn psql_rows(db: &str, sql: &str) -> Vec<String> {
         "psql failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `jwt` signed again with HS256 under `secret`: the same header and claims, a signature
@@ -525,69 +457,4 @@ pub fn forge(jwt: &str, secret: &str) -> String {
 
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The payload of a JWT, without checking its signature.
-#[track_caller]
-pub fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
-#[track_caller]
-pub fn access(session: &Value) -> String {
-    session["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an access token in {session}"))
-        .to_owned()
-}
-
-#[track_caller]
-pub fn refresh_token(session: &Value) -> String {
-    session["refresh_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a refresh token in {session}"))
-        .to_owned()
-}
-
-#[track_caller]
-pub fn user_id(session: &Value) -> String {
-    session["user"]["id"]
-        .as_str()
-        .or_else(|| session["id"].as_str())
-        .unwrap_or_else(|| panic!("a user id in {session}"))
-        .to_owned()
-}
-
-/// A PKCE pair (verifier, S256 challenge).
-pub fn pkce() -> (String, String) {
-    use sha2::Digest;
-    let verifier = format!("verifier-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// Query or fragment parameters of a URL part.
-pub fn params_of(part: &str) -> std::collections::HashMap<String, String> {
-    url::form_urlencoded::parse(part.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-pub fn fragment(location: &str) -> std::collections::HashMap<String, String> {
-    params_of(location.split_once('#').map(|(_, f)| f).unwrap_or_default())
-}
-
-pub fn query(location: &str) -> std::collections::HashMap<String, String> {
-    let before_fragment = location.split('#').next().unwrap_or_default();
-    params_of(
-        before_fragment
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or_default(),
-    )
 }

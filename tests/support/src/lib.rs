@@ -31,6 +31,25 @@ pub fn config_with_codes() -> Config {
     }
 }
 
+/// The TOTP code (SHA-1, six digits, 30-second steps: what GoTrue enrols) of a base32
+/// `secret` at `at`, in seconds since the epoch.
+pub fn totp_at(secret: &str, at: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("a base32 TOTP secret: {e:?}"));
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        "test".into(),
+    )
+    .unwrap_or_else(|e| panic!("a TOTP: {e:?}"))
+    .generate(at)
+}
+
 /// The link a mail of the emulator's carries straight to the app when the project's
 /// template is `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=<type>` with an https
 /// base that hands over to the app (App Links, Universal Links): the deep link the OS

@@ -1,11 +1,15 @@
 //! Shared helpers for the emulator's HTTP contract tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use base64::Engine;
 use gotrue_emulator::{Config, Emulator, EmulatorHandle, MailTemplates, new_jwt_secret};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use gotrue_wire::{
+    Reply, access, claims, fragment, params_of, pkce, query, refresh_token, user_id,
+};
 
 /// The well-known `service_role` key of Supabase's local stack (signed with the default secret).
 pub const DEMO_SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU";
@@ -13,66 +17,6 @@ pub const DEMO_SERVICE_ROLE_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.ey
 pub const DEMO_ANON_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0";
 
 pub const PASSWORD: &str = "correct-horse-9";
-
-/// A response: status, headers and the body parsed as JSON (`Null` when empty or not JSON).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-    pub json: Value,
-}
-
-impl Reply {
-    /// Reads a whole response.
-    pub async fn read(resp: reqwest::Response) -> Self {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            text,
-            json,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn location(&self) -> String {
-        self.header("location")
-            .expect("a Location header")
-            .to_owned()
-    }
-
-    /// Asserts a GoTrue error in the initial (unversioned) shape.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "status of {:?}", self.text);
-        assert_eq!(
-            self.json["error_code"], code,
-            "error_code of {:?}",
-            self.text
-        );
-        assert_eq!(self.json["code"], status, "code of {:?}", self.text);
-        assert!(self.json["msg"].is_string(), "msg of {:?}", self.text);
-        assert_eq!(self.header("x-sb-error-code"), Some(code));
-    }
-
-    #[track_caller]
-    pub fn assert_ok(&self) -> &Value {
-        assert!(
-            self.status.is_success(),
-            "expected success, got {} {}",
-            self.status,
-            self.text
-        );
-        &self.json
-    }
-}
 
 pub struct Env {
     pub emu: EmulatorHandle,
@@ -214,55 +158,4 @@ pub async fn confirmed_user(env: &Env, email: &str) {
         .create_user(gotrue_emulator::NewUser::confirmed(email, PASSWORD))
         .await
         .unwrap();
-}
-
-/// The payload of a JWT, without checking its signature.
-pub fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-pub fn access(session: &Value) -> String {
-    session["access_token"].as_str().unwrap().to_owned()
-}
-
-pub fn refresh_token(session: &Value) -> String {
-    session["refresh_token"].as_str().unwrap().to_owned()
-}
-
-pub fn user_id(session: &Value) -> String {
-    session["user"]["id"].as_str().unwrap().to_owned()
-}
-
-/// A PKCE pair (verifier, S256 challenge).
-pub fn pkce() -> (String, String) {
-    use sha2::Digest;
-    let verifier = format!("verifier-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// Query or fragment parameters of a URL.
-pub fn params_of(part: &str) -> std::collections::HashMap<String, String> {
-    url::form_urlencoded::parse(part.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-pub fn fragment(location: &str) -> std::collections::HashMap<String, String> {
-    params_of(location.split_once('#').map(|(_, f)| f).unwrap_or_default())
-}
-
-pub fn query(location: &str) -> std::collections::HashMap<String, String> {
-    let before_fragment = location.split('#').next().unwrap_or_default();
-    params_of(
-        before_fragment
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or_default(),
-    )
 }

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::env::{Env, PASSWORD, access, fragment, pkce, query, urlencode, user_id};
+use crate::env::{Env, Mail, PASSWORD, access, fragment, pkce, query, urlencode, user_id};
 
 /// The callback a Tessera flow asks for.
 fn callback(flow: &str) -> String {
@@ -231,6 +231,19 @@ pub async fn a_recovery_link_after_five_minutes_is_used_up(env: Env) {
     assert_eq!(fragment(&again)["error_code"], "otp_expired");
 }
 
+/// Asks for a PKCE magic link back to `back`; returns the verifier and the mail, the
+/// `nth` to `email`.
+async fn magic_link(env: &Env, email: &str, back: &str, nth: usize) -> (String, Mail) {
+    let (verifier, challenge) = pkce();
+    env.post(
+        &with_redirect("/otp", back),
+        json!({"email": email, "code_challenge": challenge, "code_challenge_method": "s256"}),
+    )
+    .await
+    .assert_ok();
+    (verifier, env.nth_mail(email, nth).await)
+}
+
 /// Only a magic link's flow counts from the moment its code is issued (the click).
 pub async fn a_magic_link_counts_its_five_minutes_from_the_click(env: Env) {
     let email = env.email("magicclock");
@@ -238,27 +251,13 @@ pub async fn a_magic_link_counts_its_five_minutes_from_the_click(env: Env) {
     let id = user_id(&session);
     let back = callback("magicFlow1");
 
-    let (verifier, challenge) = pkce();
-    env.post(
-        &with_redirect("/otp", &back),
-        json!({"email": email, "code_challenge": challenge, "code_challenge_method": "s256"}),
-    )
-    .await
-    .assert_ok();
-    let mail = env.nth_mail(&email, 1).await;
+    let (verifier, mail) = magic_link(&env, &email, &back, 1).await;
     env.age_flow_states(301, &[&id]).await;
     let location = click(&env, mail.link()).await;
     let s = exchange(&env, &app_redirect(&location)["code"], &verifier).await;
     assert_eq!(s.assert_ok()["user"]["email"], email);
 
-    let (verifier, challenge) = pkce();
-    env.post(
-        &with_redirect("/otp", &back),
-        json!({"email": email, "code_challenge": challenge, "code_challenge_method": "s256"}),
-    )
-    .await
-    .assert_ok();
-    let mail = env.nth_mail(&email, 2).await;
+    let (verifier, mail) = magic_link(&env, &email, &back, 2).await;
     let location = click(&env, mail.link()).await;
     env.age_flow_states(301, &[&id]).await;
     exchange(&env, &query(&location)["code"], &verifier)

@@ -6,16 +6,6 @@ use serde_json::json;
 
 use crate::env::{Env, access, claims, refresh_token};
 
-/// The TOTP code of `secret` (base32) at `at` (seconds since the epoch).
-fn totp_code(secret: &str, at: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
-        .to_bytes()
-        .unwrap_or_else(|e| panic!("a base32 TOTP secret: {e:?}"));
-    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "x".into())
-        .unwrap_or_else(|e| panic!("a TOTP: {e:?}"))
-        .generate(at)
-}
-
 /// Enrol, challenge, a wrong code, the right one: the session becomes `aal2` (new refresh
 /// token, other `aal1` sessions ended) and stays so through a refresh; an `aal1` session
 /// may then not remove the factor, enrol another or change the password; anonymous users
@@ -75,7 +65,7 @@ pub async fn totp_enroll_challenge_verify_unenroll(env: Env) {
         .await;
     wrong.assert_error(422, "mfa_verification_failed");
 
-    let code = totp_code(&secret, env.now().await);
+    let code = tessera_test_support::totp_at(&secret, env.now().await);
     let s = env
         .post_auth(
             &format!("/factors/{factor}/verify"),

@@ -54,21 +54,20 @@ impl AuthClient {
                 Some(email) => Some(self.start_flow(FlowKind::EmailChange, Some(email)).await?),
                 None => None,
             };
-            let redirect = flow.as_ref().map(|(f, _)| self.callback_url(&f.id));
             let raw = self
                 .inner
                 .api
                 .update_user(
                     &token,
                     &update,
-                    flow.as_ref().map(|(_, challenge)| challenge.as_str()),
-                    redirect.as_deref(),
+                    flow.as_ref().map(|f| f.challenge.as_str()),
+                    flow.as_ref().map(|f| f.redirect.as_str()),
                 )
                 .await;
             if raw.is_err()
-                && let Some((flow, _)) = &flow
+                && let Some(started) = &flow
             {
-                self.forget_flow(&flow.id).await;
+                self.forget_flow(&started.flow.id).await;
             }
             let raw = self.report(raw)?;
             self.update_user_locally(raw.clone(), true).await?;

@@ -23,6 +23,15 @@ const FLOW_CLOCK_SLACK_SECS: i64 = 5 * 60;
 /// Flows kept at most (oldest dropped), as supabase-js does.
 const MAX_FLOWS: usize = 5;
 
+/// A flow just started and stored: what the request that starts it at the server sends.
+pub(super) struct StartedFlow {
+    pub(super) flow: PendingFlow,
+    /// The PKCE challenge (S256) of the flow's verifier.
+    pub(super) challenge: String,
+    /// The app's callback for this flow: `redirect_to`.
+    pub(super) redirect: String,
+}
+
 impl AuthClient {
     // --------------------------------------------------------------------------- sign-in
 
@@ -83,8 +92,11 @@ impl AuthClient {
     ) -> Result<SignUpOutcome, AuthError> {
         order::scope(async move {
             let email = Self::check_email(email)?;
-            let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
-            let redirect = self.callback_url(&flow.id);
+            let StartedFlow {
+                flow,
+                challenge,
+                redirect,
+            } = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
             let resp = self
                 .inner
                 .api
@@ -114,8 +126,11 @@ impl AuthClient {
     pub async fn resend_confirmation(&self, email: &str) -> Result<(), AuthError> {
         order::scope(async move {
             let email = Self::check_email(email)?;
-            let (flow, challenge) = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
-            let redirect = self.callback_url(&flow.id);
+            let StartedFlow {
+                flow,
+                challenge,
+                redirect,
+            } = self.start_flow(FlowKind::SignUp, Some(&email)).await?;
             let result = self
                 .inner
                 .api
@@ -134,8 +149,11 @@ impl AuthClient {
     pub async fn sign_in_with_otp(&self, email: &str) -> Result<(), AuthError> {
         order::scope(async move {
             let email = Self::check_email(email)?;
-            let (flow, challenge) = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
-            let redirect = self.callback_url(&flow.id);
+            let StartedFlow {
+                flow,
+                challenge,
+                redirect,
+            } = self.start_flow(FlowKind::MagicLink, Some(&email)).await?;
             let result = self
                 .inner
                 .api
@@ -180,8 +198,11 @@ impl AuthClient {
     pub async fn reset_password_for_email(&self, email: &str) -> Result<(), AuthError> {
         order::scope(async move {
             let email = Self::check_email(email)?;
-            let (flow, challenge) = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
-            let redirect = self.callback_url(&flow.id);
+            let StartedFlow {
+                flow,
+                challenge,
+                redirect,
+            } = self.start_flow(FlowKind::Recovery, Some(&email)).await?;
             let result = self
                 .inner
                 .api
@@ -212,15 +233,15 @@ impl AuthClient {
                     "unknown provider {provider:?}"
                 )));
             }
-            let (flow, challenge) = self.start_flow(FlowKind::OAuth, None).await?;
+            let started = self.start_flow(FlowKind::OAuth, None).await?;
             self.inner
                 .api
-                .authorize_url(provider, &self.callback_url(&flow.id), &challenge, scopes)
+                .authorize_url(provider, &started.redirect, &started.challenge, scopes)
         })
         .await
     }
 
-    pub(super) fn callback_url(&self, flow_id: &str) -> String {
+    fn callback_url(&self, flow_id: &str) -> String {
         format!(
             "{}/callback?flow={flow_id}",
             self.inner.cfg.callback_base.trim_end_matches('/')
@@ -245,7 +266,7 @@ impl AuthClient {
         &self,
         kind: FlowKind,
         email: Option<&str>,
-    ) -> Result<(PendingFlow, String), AuthError> {
+    ) -> Result<StartedFlow, AuthError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill(&mut bytes);
         let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -274,7 +295,12 @@ impl AuthClient {
             &flows,
         )
         .await?;
-        Ok((flow, challenge))
+        let redirect = self.callback_url(&flow.id);
+        Ok(StartedFlow {
+            flow,
+            challenge,
+            redirect,
+        })
     }
 
     /// Takes the flow out of the store (single use). A flow younger than the clock allows

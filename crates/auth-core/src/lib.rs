@@ -79,22 +79,82 @@ pub fn user_agent(product: &str, version: &str) -> String {
     format!("{product}/{version} ({platform})")
 }
 
-/// Where the app and `authctl` keep their cross-process lock files (nothing secret):
-/// `$TESSERA_LOCK_DIR`, else `$XDG_RUNTIME_DIR/tessera` (per user, private), else a
-/// `tessera` folder in the user's cache directory, else in the temp directory.
-pub fn default_lock_dir() -> std::path::PathBuf {
-    use std::path::PathBuf;
-    if let Some(dir) = std::env::var_os("TESSERA_LOCK_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
+/// The folders a platform gives an app, from which its lock folder is chosen
+/// ([`lock_dir`]). The app takes them from Tauri's path resolver; `authctl` computes the
+/// same ones for the desktop app it sits beside, so that both lock the same files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppDirs {
+    /// The per-user runtime folder: `$XDG_RUNTIME_DIR` on Linux (private, on tmpfs); none
+    /// elsewhere.
+    pub runtime: Option<std::path::PathBuf>,
+    /// The app's own cache folder (`<cache>/<identifier>` on a desktop; inside the app's
+    /// sandbox on a phone).
+    pub app_cache: Option<std::path::PathBuf>,
+}
+
+/// Where the app and `authctl` keep their cross-process lock files and the signed-out
+/// marker (nothing secret): `$TESSERA_LOCK_DIR` when set, else `tessera` in the runtime
+/// folder, else `locks` in the app's cache folder, else (neither known) `tessera` in the
+/// temp folder.
+pub fn lock_dir(dirs: &AppDirs) -> std::path::PathBuf {
+    lock_dir_with(dirs, |name| std::env::var_os(name))
+}
+
+fn lock_dir_with(
+    dirs: &AppDirs,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> std::path::PathBuf {
+    if let Some(dir) = env("TESSERA_LOCK_DIR").filter(|v| !v.is_empty()) {
+        return dir.into();
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir).join("tessera");
+    if let Some(runtime) = &dirs.runtime {
+        return runtime.join("tessera");
     }
-    if let Some(dir) = std::env::var_os("LOCALAPPDATA").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir).join("tessera");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home).join(".cache").join("tessera");
+    if let Some(cache) = &dirs.app_cache {
+        return cache.join("locks");
     }
     std::env::temp_dir().join("tessera")
+}
+
+#[cfg(test)]
+mod lock_dir_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn none(_: &str) -> Option<std::ffi::OsString> {
+        None
+    }
+
+    #[test]
+    fn a_phone_without_home_or_tmpdir_locks_in_the_apps_own_folder() {
+        // An Android app up to version 12: no runtime folder, no HOME, no TMPDIR. The
+        // temp folder would be /data/local/tmp, which apps cannot write.
+        let dirs = AppDirs {
+            runtime: None,
+            app_cache: Some(PathBuf::from("/data/user/0/dev.tessera.app/cache")),
+        };
+        assert_eq!(
+            lock_dir_with(&dirs, none),
+            PathBuf::from("/data/user/0/dev.tessera.app/cache/locks")
+        );
+    }
+
+    #[test]
+    fn the_runtime_folder_then_the_override_come_first() {
+        let dirs = AppDirs {
+            runtime: Some(PathBuf::from("/run/user/1000")),
+            app_cache: Some(PathBuf::from("/home/a/.cache/dev.tessera.desktop")),
+        };
+        assert_eq!(
+            lock_dir_with(&dirs, none),
+            PathBuf::from("/run/user/1000/tessera")
+        );
+        let set = |name: &str| (name == "TESSERA_LOCK_DIR").then(|| "/elsewhere".into());
+        assert_eq!(lock_dir_with(&dirs, set), PathBuf::from("/elsewhere"));
+        let empty = |name: &str| (name == "TESSERA_LOCK_DIR").then(Default::default);
+        assert_eq!(
+            lock_dir_with(&dirs, empty),
+            PathBuf::from("/run/user/1000/tessera")
+        );
+    }
 }

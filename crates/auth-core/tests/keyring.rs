@@ -1,4 +1,5 @@
-//! The OS keyring for real: the Secret Service (gnome-keyring) on Linux.
+//! The engine on the OS keyring for real: the Secret Service (gnome-keyring) on Linux. The
+//! store alone, on every platform the tests run on, is in `tests/os-store`.
 //!
 //! These need a running, unlocked Secret Service, so they are `#[ignore]`d in a plain
 //! `cargo test`; `scripts/test` runs them inside `scripts/with-keyring` (a private D-Bus
@@ -9,39 +10,11 @@ mod support;
 
 use std::sync::Arc;
 
-use auth_core::{
-    AuthClient, AuthEvent, ChunkedStore, KeyringStore, Password, SecretStore, SignOutScope,
-};
+use auth_core::{AuthClient, AuthEvent, KeyringStore, Password, SecretStore, SignOutScope};
 use support::*;
 
 fn service() -> String {
     format!("tessera-test-{}", uuid::Uuid::new_v4())
-}
-
-#[test]
-#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
-fn keyring_round_trip_and_missing_entries() {
-    let store = KeyringStore::new(service());
-    assert_eq!(store.load("nothing").unwrap(), None);
-    store.save("k", b"secret value").unwrap();
-    assert_eq!(store.load("k").unwrap(), Some(b"secret value".to_vec()));
-    store.save("k", b"replaced").unwrap();
-    assert_eq!(store.load("k").unwrap(), Some(b"replaced".to_vec()));
-    store.delete("k").unwrap();
-    assert_eq!(store.load("k").unwrap(), None);
-    store.delete("k").unwrap(); // deleting twice is fine
-}
-
-#[test]
-#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
-fn large_values_are_split_over_several_keyring_entries() {
-    let keyring = KeyringStore::new(service());
-    let store = ChunkedStore::new(keyring, 512);
-    let value: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
-    store.save("big", &value).unwrap();
-    assert_eq!(store.load("big").unwrap(), Some(value));
-    store.delete("big").unwrap();
-    assert_eq!(store.load("big").unwrap(), None);
 }
 
 #[tokio::test]

@@ -238,6 +238,19 @@ fn print_session(view: &auth_core::SessionView) {
     }
 }
 
+/// The desktop app's identifier (`tauri.conf.json`): `authctl` locks in the folders the
+/// app's path resolver gives it on this desktop, so that the two never refresh at once.
+const APP_IDENTIFIER: &str = "dev.tessera.desktop";
+
+/// The folders Tauri's path resolver gives the desktop app (`runtime_dir`, and
+/// `app_cache_dir`: the cache folder and the identifier).
+fn app_dirs() -> auth_core::AppDirs {
+    auth_core::AppDirs {
+        runtime: dirs::runtime_dir(),
+        app_cache: dirs::cache_dir().map(|cache| cache.join(APP_IDENTIFIER)),
+    }
+}
+
 #[allow(clippy::print_stdout)]
 async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
     let backend: BackendKind = cli.backend.parse()?;
@@ -250,7 +263,7 @@ async fn run(cli: Cli, given: Given) -> Result<(), AuthError> {
     let target = Target::resolve(&given, backend == BackendKind::GoTrue)?;
     let mut cfg = AuthConfig::new(&target.url, &target.anon_key);
     cfg.profile = cli.profile.clone();
-    cfg.lock_dir = Some(auth_core::default_lock_dir());
+    cfg.lock_dir = Some(auth_core::lock_dir(&app_dirs()));
     cfg.background = matches!(command, Command::Watch);
     cfg.user_agent = auth_core::user_agent("authctl", env!("CARGO_PKG_VERSION"));
     cfg.logout_hook_url = cli.logout_hook_url.clone().filter(|u| !u.is_empty());
@@ -478,5 +491,22 @@ async fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn authctl_locks_in_the_desktop_apps_folders() {
+        let conf: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tauri.conf.json"
+        )))
+        .unwrap();
+        assert_eq!(conf["identifier"], super::APP_IDENTIFIER);
+        let dirs = super::app_dirs();
+        assert!(dirs.app_cache.unwrap().ends_with(super::APP_IDENTIFIER));
     }
 }

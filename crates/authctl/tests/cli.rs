@@ -1,6 +1,8 @@
 //! `authctl` as a user runs it: real processes, the emulator over HTTP, the session in a
-//! real Secret Service. They need gnome-keyring, so they are `#[ignore]`d in a plain
-//! `cargo test`; `scripts/test` runs them inside `scripts/with-keyring` with `--ignored`.
+//! real OS credential store. They need one, so they are `#[ignore]`d in a plain `cargo
+//! test`; `scripts/test` runs them inside `scripts/with-keyring` (gnome-keyring) with
+//! `--ignored`, and `scripts/windows-tests` runs them again with the Windows `authctl.exe`
+//! under Wine (`TESSERA_AUTHCTL`, see `support::authctl`).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -92,6 +94,41 @@ async fn local_sign_out_succeeds_offline_and_is_delivered_later() {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
+async fn sign_out_others_then_global_at_the_server() {
+    let emu = emulator(tessera_test_support::config_with_codes()).await;
+    let user_id = create_user(&emu, "scopes-cli@example.com").await;
+    let (laptop, phone) = (Ctl::new(&emu), Ctl::new(&emu));
+    laptop.sign_in("scopes-cli@example.com");
+    phone.sign_in("scopes-cli@example.com");
+    assert_eq!(live_sessions(&emu, &user_id).await.len(), 2);
+
+    let out = laptop.ok(&["sign-out", "--scope", "others"], None);
+    assert!(
+        out.contains("this device stays signed in (others); the server confirmed"),
+        "{out}"
+    );
+    assert_eq!(live_sessions(&emu, &user_id).await.len(), 1);
+    assert!(
+        laptop
+            .ok(&["user"], None)
+            .contains("scopes-cli@example.com")
+    );
+    let out = phone.run(&["user"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session_not_found"));
+
+    // Global is the default scope.
+    let out = laptop.ok(&["sign-out"], None);
+    assert!(
+        out.contains("signed out on this device (global); the server confirmed"),
+        "{out}"
+    );
+    assert!(live_sessions(&emu, &user_id).await.is_empty());
+    assert!(laptop.ok(&["status"], None).contains("not signed in"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run inside scripts/with-keyring"]
 async fn two_processes_on_an_expiring_session_refresh_once() {
     let emu = emulator(Config {
         jwt_exp: Duration::from_secs(6),
@@ -158,10 +195,10 @@ async fn errors_are_one_line_with_a_code_and_passwords_never_go_in_argv() {
     let out = ctl.run(&["sign-out", "--scope", "everywhere"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_input"));
-    // No Secret Service: a clear error, never a plaintext fallback. (Linux: the store is
-    // reached over D-Bus, which an address can break; the other platforms' stores are
-    // always there.)
-    if cfg!(target_os = "linux") {
+    // No Secret Service: a clear error, never a plaintext fallback. (Linux's authctl: the
+    // store is reached over D-Bus, which an address can break; the other platforms'
+    // stores are always there.)
+    if cfg!(target_os = "linux") && !testing_another_build() {
         let out = ctl
             .cmd(emu.url())
             .arg("status")

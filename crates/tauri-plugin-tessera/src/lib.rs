@@ -23,6 +23,7 @@ mod demo;
 #[cfg(desktop)]
 mod desktop_entry;
 mod error;
+mod folders;
 mod proxy;
 mod server;
 mod state;

@@ -217,7 +217,7 @@ impl<R: Runtime> Servers<R> {
             // Its port may change (54329 busy): its sessions belong to it, not to the port.
             cfg.server_id = Some(EMBEDDED_SERVER_ID.into());
         }
-        cfg.lock_dir = Some(auth_core::default_lock_dir());
+        cfg.lock_dir = Some(crate::folders::lock_dir(app));
         cfg.user_agent = auth_core::user_agent("Tessera", &app.package_info().version.to_string());
         tracing::info!(url = %backend.url, embedded = backend.embedded, profile = %cfg.profile, "auth server");
         let client = AuthClient::new(cfg, self.store.clone()).map_err(|e| e.to_string())?;

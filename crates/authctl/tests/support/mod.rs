@@ -27,7 +27,7 @@ impl<'a> Ctl<'a> {
     /// authctl with this profile and config folder, and no server given: it uses the saved
     /// server (or the default).
     pub fn bare_cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authctl"));
+        let mut cmd = authctl();
         cmd.args(["--profile", &self.profile])
             .env("TESSERA_CONFIG_DIR", self.config_dir.path())
             .env_remove("TESSERA_AUTH_URL")
@@ -81,6 +81,28 @@ impl<'a> Ctl<'a> {
         );
         assert!(out.contains(&format!("signed in as {email}")), "{out}");
     }
+}
+
+/// The authctl under test: this build's, or another platform's build through a launcher
+/// (`TESSERA_AUTHCTL=authctl.exe TESSERA_AUTHCTL_RUNNER=scripts/wine-run`: the Windows
+/// build under Wine, talking to this emulator on loopback).
+pub fn authctl() -> Command {
+    let other = std::env::var_os("TESSERA_AUTHCTL").filter(|_| testing_another_build());
+    let runner = std::env::var_os("TESSERA_AUTHCTL_RUNNER").filter(|v| !v.is_empty());
+    match (other, runner) {
+        (Some(exe), Some(runner)) => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(exe);
+            cmd
+        }
+        (Some(exe), None) => Command::new(exe),
+        (None, _) => Command::new(env!("CARGO_BIN_EXE_authctl")),
+    }
+}
+
+/// Whether the authctl under test is another platform's build (`TESSERA_AUTHCTL`).
+pub fn testing_another_build() -> bool {
+    std::env::var_os("TESSERA_AUTHCTL").is_some_and(|v| !v.is_empty())
 }
 
 /// The standard output of a run that must have succeeded.

@@ -8,11 +8,13 @@
 //! (the Tauri plugin does), which covers a network that came back while the app was in the
 //! background.
 
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
 /// How long a burst of events (a link coming up, then its address, then its routes) is
 /// given to settle before the engine tries: the route that makes the server reachable
 /// comes last.
+#[cfg(target_os = "linux")]
 const SETTLE: Duration = Duration::from_millis(750);
 
 /// A subscription to the OS's network changes.

@@ -87,22 +87,27 @@ impl<'a> Ctl<'a> {
 /// (`TESSERA_AUTHCTL=authctl.exe TESSERA_AUTHCTL_RUNNER=scripts/wine-run`: the Windows
 /// build under Wine, talking to this emulator on loopback).
 pub fn authctl() -> Command {
-    let other = std::env::var_os("TESSERA_AUTHCTL").filter(|_| testing_another_build());
-    let runner = std::env::var_os("TESSERA_AUTHCTL_RUNNER").filter(|v| !v.is_empty());
-    match (other, runner) {
-        (Some(exe), Some(runner)) => {
+    let Some(exe) = another_build() else {
+        return Command::new(env!("CARGO_BIN_EXE_authctl"));
+    };
+    match std::env::var_os("TESSERA_AUTHCTL_RUNNER").filter(|v| !v.is_empty()) {
+        Some(runner) => {
             let mut cmd = Command::new(runner);
             cmd.arg(exe);
             cmd
         }
-        (Some(exe), None) => Command::new(exe),
-        (None, _) => Command::new(env!("CARGO_BIN_EXE_authctl")),
+        None => Command::new(exe),
     }
 }
 
-/// Whether the authctl under test is another platform's build (`TESSERA_AUTHCTL`).
+/// Another platform's authctl under test (`TESSERA_AUTHCTL`), if any.
+fn another_build() -> Option<std::ffi::OsString> {
+    std::env::var_os("TESSERA_AUTHCTL").filter(|v| !v.is_empty())
+}
+
+/// Whether the authctl under test is another platform's build.
 pub fn testing_another_build() -> bool {
-    std::env::var_os("TESSERA_AUTHCTL").is_some_and(|v| !v.is_empty())
+    another_build().is_some()
 }
 
 /// The standard output of a run that must have succeeded.
